@@ -1,0 +1,60 @@
+# One entry point for set-up, tests, the demo and benchmarks.
+# Everything a fresh machine needs is installed from here.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUILD := .build
+COLLECTION_ROOT := $(BUILD)/collections/ansible_collections/vmcrypt
+SANITY_ROOT := $(BUILD)/sanity/ansible_collections/vmcrypt/backup
+VCSIM_BIN := tests/vcsim/bin/vcsim-launcher
+
+.PHONY: setup venv vcsim collection test unit integration sanity demo bench clean
+
+setup: venv vcsim collection
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+vcsim: $(VCSIM_BIN)
+
+$(VCSIM_BIN): $(wildcard tests/vcsim/*.go) tests/vcsim/go.mod
+	cd tests/vcsim && go build -o bin/vcsim-launcher .
+
+# ansible-playbook and the unit tests find the collection through this link.
+collection:
+	mkdir -p $(COLLECTION_ROOT)
+	ln -sfn $(CURDIR) $(COLLECTION_ROOT)/backup
+
+test: setup
+	$(PY) -m pytest tests/unit tests/integration
+	$(MAKE) sanity
+
+unit: venv collection
+	$(PY) -m pytest tests/unit
+
+integration: setup
+	$(PY) -m pytest tests/integration
+
+# ansible-test wants the collection under ansible_collections/NS/NAME;
+# it gets a copy of the tracked and new files, never the venv or build output.
+sanity: venv
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	git ls-files --cached --others --exclude-standard -z | xargs -0 cp --parents -t $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ansible-test sanity --python 3.11 --color no
+
+demo: setup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) tests/demo.py
+
+bench: setup
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(BUILD) tests/vcsim/bin
