@@ -1,0 +1,245 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: privilege_check
+short_description: Check VADP and Cryptographer privileges and the transport rules for encrypted VMs
+version_added: 0.1.0
+description:
+  - Tells which of the requested VDDK transports a backup or restore of a VM may use, which privileges are
+    missing on which entity, and why each refused transport was refused.
+  - Applies the VDDK guide's rules for encrypted VMs - NBDSSL and HotAdd need C(Cryptographer.Access); HotAdd
+    also needs C(Cryptographer.AddDisk) and a proxy VM that is itself encrypted; SAN is never allowed. Plain NBD
+    is refused too, because it would carry the decrypted disk data over the network in clear.
+  - Checks the session user with C(HasPrivilegeOnEntities), or another account (O(principal)) by evaluating the
+    permissions that apply to each entity and the privileges of their roles.
+author:
+  - vmcrypt.backup maintainers
+extends_documentation_fragment:
+  - vmcrypt.backup.vsphere
+  - vmcrypt.backup.vsphere.VM_SELECTOR
+options:
+  phase:
+    description:
+      - V(backup) checks reading the VM's disks; V(restore) checks creating an encrypted VM and writing its disks.
+    type: str
+    choices: [backup, restore]
+    default: backup
+  transports:
+    description:
+      - VDDK transport modes to check, in order of preference.
+    type: list
+    elements: str
+    choices: [nbdssl, hotadd, nbd, san]
+    default: [hotadd, nbdssl]
+  proxy_vm:
+    description:
+      - Name (or moid) of the backup proxy VM that would hot-add the disks. Required for V(hotadd).
+    type: str
+  principal:
+    description:
+      - Account to check instead of the session user, as C(DOMAIN\\user) or C(user@domain).
+    type: str
+  principal_groups:
+    description:
+      - Groups O(principal) belongs to, so permissions given to those groups count too.
+    type: list
+    elements: str
+    default: []
+  restore_folder:
+    description:
+      - For O(phase=restore), the VM folder the VM would be created in; defaults to the source VM's folder,
+        or the O(datacenter)'s VM folder.
+    type: str
+  restore_cluster:
+    description:
+      - For O(phase=restore), the cluster whose root resource pool would hold the VM; defaults to the source
+        VM's resource pool.
+    type: str
+  restore_datastores:
+    description:
+      - For O(phase=restore), names of the datastores the VM would be written to; default the source VM's.
+    type: list
+    elements: str
+    default: []
+  encrypted:
+    description:
+      - For O(phase=restore), whether the restored VM is encrypted, when the source VM no longer exists to
+        tell. Defaults to the source VM's state.
+    type: bool
+  fail_on_missing:
+    description:
+      - Fail the task when no requested transport is allowed, with the reasons as the message.
+    type: bool
+    default: false
+notes:
+  - The VM is identified by O(name), O(uuid) or O(moid); with O(folder), O(name) must be directly in that folder.
+  - Supports check mode; it changes nothing.
+  - vCenter does not expose group membership through this API; give O(principal_groups) for permissions held through groups.
+attributes:
+  check_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: May the backup account back up app01 over NBDSSL or HotAdd from proxy01?
+  vmcrypt.backup.privilege_check:
+    name: app01
+    phase: backup
+    transports: [hotadd, nbdssl]
+    proxy_vm: proxy01
+    principal: VSPHERE.LOCAL\backup
+  register: backup_rights
+
+- name: Fail early when the session user may not back up app01 at all
+  vmcrypt.backup.privilege_check:
+    name: app01
+    transports: [nbdssl]
+    fail_on_missing: true
+
+- name: May we restore an encrypted VM into DC1/vm/restored on cluster C1?
+  vmcrypt.backup.privilege_check:
+    phase: restore
+    datacenter: DC1
+    restore_folder: restored
+    restore_cluster: C1
+    restore_datastores: [datastore1]
+    encrypted: true
+    transports: [nbdssl]
+"""
+
+RETURN = r"""
+allowed_transports:
+  description: The requested transports that are allowed, in the order requested.
+  returned: always
+  type: list
+  elements: str
+  sample: [nbdssl]
+missing_privileges:
+  description: Privileges missing for the requested transports, by the part an entity plays.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    role:
+      description: V(vm), V(proxy_vm), V(datastore), V(root), V(folder) or V(resource_pool).
+      type: str
+    entities:
+      description: The entities (C(moid), C(name)) in that role.
+      type: list
+      elements: dict
+    privileges:
+      description: Privilege ids missing there.
+      type: list
+      elements: str
+  sample:
+    - role: vm
+      entities: [{moid: vm-42, name: app01}]
+      privileges: [Cryptographer.Access]
+reasons:
+  description: One sentence for each refused transport (and for privileges every transport lacks).
+  returned: always
+  type: list
+  elements: str
+  sample: ["san refused: san is not supported for encrypted disks; use nbdssl or hotadd"]
+unchecked_roles:
+  description: Entity roles that could not be checked because no entity was given (restore without a target datastore, say).
+  returned: always
+  type: list
+  elements: str
+vm_encrypted:
+  description: Whether the VM (home or any disk) is encrypted, or O(encrypted) for a restore.
+  returned: always
+  type: bool
+proxy_encrypted:
+  description: Whether the proxy VM is encrypted; null without O(proxy_vm).
+  returned: always
+  type: bool
+phase:
+  description: The phase checked.
+  returned: always
+  type: str
+principal:
+  description: The account checked, or C(session user).
+  returned: always
+  type: str
+requested_transports:
+  description: The transports asked about.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import re
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError, PermissionDeniedError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.catalog import TRANSPORTS
+from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck, RestoreTarget
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder, VmSelector
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options import (
+    client_from_params,
+    connection_argument_spec,
+    vm_selector_argument_spec,
+)
+
+
+def _proxy(finder, proxy_vm, datacenter):
+    try:
+        return finder.find_one(VmSelector(name=proxy_vm, datacenter=datacenter))
+    except NotFoundError:
+        if re.match(r"^vm-\d+$", proxy_vm):
+            return finder.find_one(VmSelector(moid=proxy_vm))
+        raise
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(vm_selector_argument_spec())
+    argument_spec.update(
+        phase=dict(type="str", choices=["backup", "restore"], default="backup"),
+        transports=dict(type="list", elements="str", choices=list(TRANSPORTS), default=["hotadd", "nbdssl"]),
+        proxy_vm=dict(type="str"),
+        principal=dict(type="str"),
+        principal_groups=dict(type="list", elements="str", default=[]),
+        restore_folder=dict(type="str"),
+        restore_cluster=dict(type="str"),
+        restore_datastores=dict(type="list", elements="str", default=[]),
+        encrypted=dict(type="bool"),
+        fail_on_missing=dict(type="bool", default=False),
+    )
+    module = VmcryptModule(argument_spec, needs=("vsphere",), supports_check_mode=True,
+                           mutually_exclusive=[("name", "uuid", "moid")])
+    params = module.params
+
+    def body():
+        selector = VmSelector(name=params["name"], uuid=params["uuid"], moid=params["moid"],
+                              use_instance_uuid=params["use_instance_uuid"], datacenter=params["datacenter"],
+                              folder=params["folder"])
+        target = RestoreTarget(datacenter=params["datacenter"], folder=params["restore_folder"],
+                               cluster=params["restore_cluster"], datastores=params["restore_datastores"],
+                               encrypted=params["encrypted"])
+        with client_from_params(params) as client:
+            finder = VmFinder(client)
+            vm = finder.find_one(selector) if selector.identifies_one_vm else None
+            proxy = _proxy(finder, params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
+            checker = PrivilegeCheck(client, finder, principal=params["principal"],
+                                     principal_groups=params["principal_groups"])
+            result, decision = checker.run(params["phase"], params["transports"], vm=vm, proxy_vm=proxy,
+                                           restore_target=target)
+        if params["fail_on_missing"] and decision.refused_all:
+            raise PermissionDeniedError(decision.refusal_message())
+        result["changed"] = False
+        return result
+
+    module.run(body)
+
+
+if __name__ == "__main__":
+    main()
