@@ -1,0 +1,45 @@
+"""Session fixtures: one simulator and one encrypted estate per test run.
+
+Building the estate mutates the simulator, so tests that need a pristine
+inventory should start their own `Vcsim` instead of using `vcsim`.
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from estate import build_estate, estate_logins  # noqa: E402
+from vcsim import Vcsim  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def vcsim():
+    """A small simulator: 1 datacenter, 1 cluster of 2 hosts, 2 VMs, 1 datastore.
+
+    The estate's principals can log in too (see estate.PRINCIPALS).
+    """
+    simulator = Vcsim(logins=estate_logins())
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def vcsim_si(vcsim):
+    """An administrator pyVmomi ServiceInstance on the session simulator."""
+    from pyVim.connect import Disconnect
+    si = vcsim.connect()
+    try:
+        yield si
+    finally:
+        Disconnect(si)
+
+
+@pytest.fixture(scope="session")
+def estate(vcsim, vcsim_si):
+    """The dict build_estate() returned: what exists in the session simulator."""
+    return build_estate(vcsim_si)

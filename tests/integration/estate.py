@@ -1,0 +1,324 @@
+"""Build an encrypted vSphere estate in the simulator with raw pyVmomi.
+
+`build_estate(si)` creates a key provider, encrypted and plain VMs, a UEFI
+VM, HotAdd proxies, two backup roles and their principals, and returns a
+plain dict of exactly what it built, so tests assert values rather than
+re-discovering them. It deliberately avoids the collection's module_utils:
+the estate is the yardstick those utilities are measured against.
+"""
+import base64
+import os
+import time
+
+from pyVmomi import vim
+
+KEY_PROVIDER_ID = "vmcrypt-kms"
+KMIP_SERVER = {"name": "kms-01", "address": "127.0.0.1", "port": 5696}
+
+# pbm/simulator ships this sample policy (DefaultEncryptionProfileID there).
+ENCRYPTION_POLICY_ID = "4d5f673c-536f-11e6-beb8-9e71128cae77"
+ENCRYPTION_POLICY_NAME = "VM Encryption Policy"
+
+GUEST_ID = "otherGuest64"
+DISK_SIZES_KB = (16 * 1024, 8 * 1024)  # boot disk, data disk: tiny on purpose
+SCSI_CONTROLLER_KEY = 1000
+FIRST_DISK_KEY = 2000
+VTPM_KEY = 11000
+
+# What a VADP backup product needs without touching encrypted disks
+# (after the "Virtual Disk Development Kit Programming Guide" privilege list).
+VADP_PRIVILEGES = [
+    "Datastore.Browse",
+    "Datastore.FileManagement",
+    "Datastore.AllocateSpace",
+    "Global.DisableMethods",
+    "Global.EnableMethods",
+    "Global.Licenses",
+    "Network.Assign",
+    "Resource.AssignVMToPool",
+    "StorageProfile.View",
+    "VirtualMachine.Config.AddExistingDisk",
+    "VirtualMachine.Config.AddNewDisk",
+    "VirtualMachine.Config.AddRemoveDevice",
+    "VirtualMachine.Config.AdvancedConfig",
+    "VirtualMachine.Config.ChangeTracking",
+    "VirtualMachine.Config.DiskLease",
+    "VirtualMachine.Config.RemoveDisk",
+    "VirtualMachine.Config.Resource",
+    "VirtualMachine.Config.Settings",
+    "VirtualMachine.Interact.PowerOff",
+    "VirtualMachine.Interact.PowerOn",
+    "VirtualMachine.Inventory.Create",
+    "VirtualMachine.Inventory.Delete",
+    "VirtualMachine.Inventory.Register",
+    "VirtualMachine.Inventory.Unregister",
+    "VirtualMachine.Provisioning.DiskRandomAccess",
+    "VirtualMachine.Provisioning.DiskRandomRead",
+    "VirtualMachine.Provisioning.GetVmFiles",
+    "VirtualMachine.Provisioning.PutVmFiles",
+    "VirtualMachine.State.CreateSnapshot",
+    "VirtualMachine.State.RemoveSnapshot",
+    "VirtualMachine.State.RevertToSnapshot",
+]
+# The guide: NBDSSL and HotAdd need Cryptographer.Access, HotAdd also AddDisk;
+# restoring encrypted VMs needs the encrypt/register family.
+CRYPTO_PRIVILEGES = [
+    "Cryptographer.Access",
+    "Cryptographer.AddDisk",
+    "Cryptographer.Encrypt",
+    "Cryptographer.EncryptNew",
+    "Cryptographer.RegisterVM",
+    "Cryptographer.ReadKeyServersInfo",
+]
+NOCRYPTO_ROLE = "vmcrypt-backup-nocrypto"
+FULL_ROLE = "vmcrypt-backup-full"
+
+# Principal as vCenter stores it in permissions, and the login that maps to it.
+PRINCIPALS = {
+    "nocrypto": {"principal": "VSPHERE.LOCAL\\nocrypto", "login": "nocrypto@vsphere.local",
+                 "password": "NoCrypto-Passw0rd!", "role": NOCRYPTO_ROLE},
+    "backupadmin": {"principal": "VSPHERE.LOCAL\\backupadmin", "login": "backupadmin@vsphere.local",
+                    "password": "BackupAdmin-Passw0rd!", "role": FULL_ROLE},
+}
+
+
+def estate_logins():
+    """Extra simulator logins the estate's principals use (for Vcsim(logins=...))."""
+    return dict((p["login"], p["password"]) for p in PRINCIPALS.values())
+
+
+def fake_bundle(key_id):
+    """A value shaped like a real `encryption.bundle` (key locator list).
+
+    The locked data is random: the simulator never decrypts it, and tests
+    only need a distinctive secret to look for in repository and job output.
+    """
+    locked = base64.b64encode(os.urandom(96)).decode("ascii")
+    return ("vmware:key/list/(pair/(fqid/<VMWARE-EMPTYSTRING>/%s/%s,HMAC-SHA-256,%s))"
+            % (key_id["provider_id"], key_id["key_id"], locked))
+
+
+def wait_for_task(task, timeout=60.0):
+    """Poll a task to completion.
+
+    Not pyVim.task.WaitForTask: while a simulator task is running, its
+    info.name is a method pyVmomi cannot resolve and WaitForTask crashes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        info = task.info
+        if info.state == "success":
+            return info.result
+        if info.state == "error":
+            raise info.error
+        if time.monotonic() > deadline:
+            raise RuntimeError("task %s still %s after %.0fs" % (task._moId, info.state, timeout))
+        time.sleep(0.05)
+
+
+def _key_dict(crypto_key_id):
+    if crypto_key_id is None:
+        return None
+    provider = crypto_key_id.providerId
+    return {"key_id": crypto_key_id.keyId, "provider_id": provider.id if provider else None}
+
+
+def _crypto_key(key):
+    return vim.encryption.CryptoKeyId(keyId=key["key_id"],
+                                      providerId=vim.encryption.KeyProviderId(id=key["provider_id"]))
+
+
+def _encryption_profile():
+    return [vim.vm.DefinedProfileSpec(profileId=ENCRYPTION_POLICY_ID)]
+
+
+class EstateBuilder(object):
+    def __init__(self, si):
+        self.si = si
+        # si.content can be stale in pyVmomi 9.1 (cryptoManager None); ask afresh.
+        self.content = si.RetrieveContent()
+        self.datacenter = self._first(vim.Datacenter)
+        self.cluster = self._first(vim.ClusterComputeResource)
+        self.host = self.cluster.host[0]
+        self.datastore = self.datacenter.datastore[0]
+        self.vm_folder = self.datacenter.vmFolder
+        self.resource_pool = self.cluster.resourcePool
+
+    def _first(self, vim_type):
+        view = self.content.viewManager.CreateContainerView(self.content.rootFolder, [vim_type], True)
+        try:
+            return sorted(view.view, key=lambda obj: obj.name)[0]
+        finally:
+            view.Destroy()
+
+    # --- key provider -------------------------------------------------
+    def register_key_provider(self):
+        crypto = self.content.cryptoManager
+        server = vim.encryption.KmipServerSpec(
+            clusterId=vim.encryption.KeyProviderId(id=KEY_PROVIDER_ID),
+            info=vim.encryption.KmipServerInfo(name=KMIP_SERVER["name"], address=KMIP_SERVER["address"],
+                                               port=KMIP_SERVER["port"]))
+        # A first server implicitly creates the (standard, vCenter-managed) provider.
+        crypto.RegisterKmipServer(server=server)
+        crypto.MarkDefault(clusterId=vim.encryption.KeyProviderId(id=KEY_PROVIDER_ID))
+        clusters = [c for c in crypto.ListKmipServers() if c.clusterId.id == KEY_PROVIDER_ID]
+        cluster = clusters[0]
+        return {
+            "id": KEY_PROVIDER_ID,
+            "management_type": cluster.managementType,
+            "default": bool(cluster.useAsDefault),
+            "servers": [{"name": s.name, "address": s.address, "port": s.port} for s in cluster.servers],
+        }
+
+    def generate_key(self):
+        result = self.content.cryptoManager.GenerateKey(
+            keyProvider=vim.encryption.KeyProviderId(id=KEY_PROVIDER_ID))
+        if not result.success:
+            raise RuntimeError("GenerateKey failed: %s" % result.reason)
+        return _key_dict(result.keyId)
+
+    # --- virtual machines ---------------------------------------------
+    def create_vm(self, name, firmware="bios", secure_boot=False, vtpm=False):
+        # Keys as real vCenter numbers them (SCSI 0 = 1000, disks 2000+, vTPM 11000);
+        # the simulator keeps positive keys and renumbers only negative ones.
+        controller_key = SCSI_CONTROLLER_KEY
+        devices = [vim.vm.device.VirtualDeviceSpec(
+            operation="add",
+            device=vim.vm.device.ParaVirtualSCSIController(key=controller_key, busNumber=0, sharedBus="noSharing"))]
+        for unit, size_kb in enumerate(DISK_SIZES_KB):
+            disk = vim.vm.device.VirtualDisk(
+                key=FIRST_DISK_KEY + unit, controllerKey=controller_key, unitNumber=unit, capacityInKB=size_kb,
+                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                    fileName="", diskMode="persistent", thinProvisioned=True))
+            devices.append(vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk))
+        if vtpm:
+            devices.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=vim.vm.device.VirtualTPM(key=VTPM_KEY)))
+        spec = vim.vm.ConfigSpec(
+            name=name, guestId=GUEST_ID, numCPUs=1, memoryMB=256, firmware=firmware,
+            files=vim.vm.FileInfo(vmPathName="[%s]" % self.datastore.name),
+            deviceChange=devices)
+        if secure_boot:
+            spec.bootOptions = vim.vm.BootOptions(efiSecureBootEnabled=True)
+        wait_for_task(self.vm_folder.CreateVM_Task(config=spec, pool=self.resource_pool, host=self.host))
+        return self.content.searchIndex.FindChild(self.vm_folder, name)
+
+    def encrypt_vm(self, vm, home_key, disk_key, bundle, disks_to_encrypt=1):
+        """Encrypt VM home and the first `disks_to_encrypt` disks in one reconfigure,
+        the way vSphere applies "VM Encryption Policy" to an existing VM."""
+        disks = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+        disks.sort(key=lambda d: d.key)
+        device_changes = []
+        for disk in disks[:disks_to_encrypt]:
+            device_changes.append(vim.vm.device.VirtualDeviceSpec(
+                operation="edit", device=disk, profile=_encryption_profile(),
+                backing=vim.vm.device.VirtualDeviceSpec.BackingSpec(
+                    crypto=vim.encryption.CryptoSpecEncrypt(cryptoKeyId=_crypto_key(disk_key)))))
+        spec = vim.vm.ConfigSpec(
+            crypto=vim.encryption.CryptoSpecEncrypt(cryptoKeyId=_crypto_key(home_key)),
+            vmProfile=_encryption_profile(),
+            extraConfig=[vim.option.OptionValue(key="encryption.bundle", value=bundle)],
+            deviceChange=device_changes)
+        wait_for_task(vm.ReconfigVM_Task(spec=spec))
+
+    def describe_vm(self, vm, bundle=None, policy_disk_keys=(), vm_policy=None):
+        """What the estate claims about one VM, read back once it is built."""
+        config = vm.config
+        nvram = [f.name for f in vm.layoutEx.file if f.type == "nvram"]
+        disks = []
+        for device in sorted(config.hardware.device, key=lambda d: d.key):
+            if not isinstance(device, vim.vm.device.VirtualDisk):
+                continue
+            key_id = _key_dict(device.backing.keyId)
+            disks.append({
+                "key": device.key,
+                "label": device.deviceInfo.label if device.deviceInfo else None,
+                "file": device.backing.fileName,
+                "capacity_kb": device.capacityInKB,
+                "encrypted": key_id is not None,
+                "key_id": key_id,
+                "policy_id": ENCRYPTION_POLICY_ID if device.key in policy_disk_keys else None,
+            })
+        return {
+            "name": vm.name,
+            "moid": vm._moId,
+            "uuid": config.uuid,
+            "instance_uuid": config.instanceUuid,
+            "vmx_path": config.files.vmPathName,
+            "nvram_path": nvram[0] if nvram else None,
+            "encrypted": config.keyId is not None,
+            "key_id": _key_dict(config.keyId),
+            "bundle": bundle,
+            "firmware": config.firmware,
+            "secure_boot": bool(config.bootOptions and config.bootOptions.efiSecureBootEnabled),
+            "vtpm": any(isinstance(d, vim.vm.device.VirtualTPM) for d in config.hardware.device),
+            "vm_policy_id": vm_policy,
+            "disks": disks,
+        }
+
+    def build_vm(self, name, encrypt, firmware="bios", secure_boot=False, vtpm=False, disks_to_encrypt=1):
+        vm = self.create_vm(name, firmware=firmware, secure_boot=secure_boot, vtpm=vtpm)
+        if not encrypt:
+            return self.describe_vm(vm)
+        home_key, disk_key = self.generate_key(), self.generate_key()
+        bundle = fake_bundle(home_key)
+        self.encrypt_vm(vm, home_key, disk_key, bundle, disks_to_encrypt=disks_to_encrypt)
+        disk_keys = sorted(d.key for d in vm.config.hardware.device
+                           if isinstance(d, vim.vm.device.VirtualDisk))[:disks_to_encrypt]
+        described = self.describe_vm(vm, bundle=bundle, policy_disk_keys=disk_keys,
+                                     vm_policy=ENCRYPTION_POLICY_ID)
+        if described["key_id"] != home_key:
+            raise RuntimeError("simulator kept %r as keyId of %s, expected %r"
+                               % (described["key_id"], name, home_key))
+        return described
+
+    # --- roles and permissions ----------------------------------------
+    def build_roles(self):
+        auth = self.content.authorizationManager
+        known = set(next(r for r in auth.roleList if r.name == "Admin").privilege)
+        wanted = {NOCRYPTO_ROLE: VADP_PRIVILEGES, FULL_ROLE: VADP_PRIVILEGES + CRYPTO_PRIVILEGES}
+        roles = {}
+        for name, privileges in sorted(wanted.items()):
+            unknown = sorted(set(privileges) - known)
+            if unknown:
+                raise RuntimeError("simulator does not know privileges %s" % unknown)
+            auth.AddAuthorizationRole(name=name, privIds=privileges)
+            # The simulator answers AddAuthorizationRole without the id; look it up.
+            role = next(r for r in auth.roleList if r.name == name)
+            roles[name] = {"id": role.roleId, "privileges": sorted(role.privilege)}
+        # SetEntityPermissions replaces the entity's list in the simulator: set both at once.
+        permissions = [vim.AuthorizationManager.Permission(
+            entity=self.datacenter, principal=p["principal"], group=False, roleId=roles[p["role"]]["id"], propagate=True)
+            for _, p in sorted(PRINCIPALS.items())]
+        auth.SetEntityPermissions(entity=self.datacenter, permission=permissions)
+        principals = {}
+        for short_name, p in PRINCIPALS.items():
+            principals[short_name] = dict(p, role_id=roles[p["role"]]["id"],
+                                          entity=self.datacenter._moId, propagate=True)
+        return roles, principals
+
+
+def build_estate(si):
+    builder = EstateBuilder(si)
+    key_provider = builder.register_key_provider()
+    vms = {
+        "crypt-vm01": builder.build_vm("crypt-vm01", encrypt=True),
+        "plain-vm01": builder.build_vm("plain-vm01", encrypt=False),
+        "uefi-vm01": builder.build_vm("uefi-vm01", encrypt=True, firmware="efi", secure_boot=True, vtpm=True),
+        "crypt-proxy01": builder.build_vm("crypt-proxy01", encrypt=True),
+        "plain-proxy01": builder.build_vm("plain-proxy01", encrypt=False),
+    }
+    roles, principals = builder.build_roles()
+    return {
+        "datacenter": {"name": builder.datacenter.name, "moid": builder.datacenter._moId},
+        "cluster": {"name": builder.cluster.name, "moid": builder.cluster._moId},
+        "host": {"name": builder.host.name, "moid": builder.host._moId},
+        "resource_pool": builder.resource_pool._moId,
+        "vm_folder": builder.vm_folder._moId,
+        "datastore": {"name": builder.datastore.name, "moid": builder.datastore._moId},
+        "key_provider": key_provider,
+        "encryption_policy": {"id": ENCRYPTION_POLICY_ID, "name": ENCRYPTION_POLICY_NAME},
+        "vms": vms,
+        "proxies": {"encrypted": "crypt-proxy01", "plain": "plain-proxy01"},
+        "roles": roles,
+        "principals": principals,
+    }
