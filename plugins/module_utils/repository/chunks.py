@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Content-addressed, encrypted chunks.
+
+A chunk is the plaintext of one aligned block of a disk (or of any blob).
+Its id is HMAC-SHA256(id key, plaintext), stored as
+``chunks/<first two hex digits>/<64 hex digits>`` in the envelope of
+``envelope.py`` with magic ``VMCK`` and the 32 raw id bytes as context.
+Reading a chunk authenticates the envelope *and* recomputes the id from the
+plaintext.  All-zero blocks are never stored: indexes record them as holes.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import binascii
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
+    IntegrityError,
+    InvalidRequestError,
+)
+
+ID_SIZE = 32
+PREFIX = "chunks"
+
+
+def chunk_name(chunk_id):
+    hex_id = binascii.hexlify(chunk_id).decode("ascii")
+    return "%s/%s/%s" % (PREFIX, hex_id[:2], hex_id)
+
+
+def id_from_name(name):
+    """The raw id of ``chunks/xx/<hex>``, or None for a name that is not a chunk."""
+    hex_id = name.rsplit("/", 1)[-1]
+    if len(hex_id) != 2 * ID_SIZE:
+        return None
+    try:
+        return binascii.unhexlify(hex_id)
+    except (binascii.Error, TypeError, ValueError):
+        return None
+
+
+class ZeroCheck(object):
+    """Tells all-zero blocks apart with one memcmp against a cached zero buffer."""
+
+    def __init__(self):
+        self._zeros = b""
+
+    def __call__(self, data):
+        size = len(data)
+        if len(self._zeros) < size:
+            self._zeros = bytes(size)
+        return memoryview(self._zeros)[:size] == data
+
+
+class ChunkStore(object):
+    """Put and get chunks on a backend with the repository's data keys."""
+
+    def __init__(self, backend, keys, max_chunk_size):
+        self.backend = backend
+        self.keys = keys
+        self.max_chunk_size = max_chunk_size
+
+    def chunk_id(self, data):
+        return self.keys.chunk_id(data)
+
+    def exists(self, chunk_id):
+        return self.backend.exists(chunk_name(chunk_id))
+
+    def put(self, data, chunk_id=None):
+        """Store ``data``; returns (chunk id, bytes written, or 0 if the chunk was already there).
+
+        Idempotent: a chunk that exists is not written again, and two writers
+        racing on the same chunk each rename a complete, valid file.
+        """
+        if len(data) > self.max_chunk_size:
+            raise InvalidRequestError("chunk of %d bytes exceeds the chunk size %d" % (len(data), self.max_chunk_size))
+        if chunk_id is None:
+            chunk_id = self.keys.chunk_id(data)
+        name = chunk_name(chunk_id)
+        if self.backend.exists(name):
+            return chunk_id, 0
+        sealed = envelope.seal(self.keys.aead, envelope.MAGIC_CHUNK, chunk_id, data)
+        written = self.backend.put(name, sealed, overwrite=False)
+        return chunk_id, len(sealed) if written else 0
+
+    def get(self, chunk_id):
+        """The authenticated plaintext of a chunk (IntegrityError, MissingDataError)."""
+        name = chunk_name(chunk_id)
+        blob = self.backend.get(name)
+        data = envelope.open_sealed(self.keys.aead, envelope.MAGIC_CHUNK, chunk_id, blob,
+                                    "chunk %s" % name, max_size=self.max_chunk_size)
+        if self.keys.chunk_id(data) != chunk_id:
+            raise IntegrityError("chunk %s does not hash to its id" % name)
+        return data
+
+    def delete(self, chunk_id):
+        self.backend.delete(chunk_name(chunk_id))
+
+    def list_ids(self):
+        ids = []
+        for name in self.backend.walk(PREFIX):
+            chunk_id = id_from_name(name)
+            if chunk_id is not None:
+                ids.append(chunk_id)
+        return ids

@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one encrypted file layout of the repository.
+
+Every encrypted file (chunk, manifest, staged part) is::
+
+    HEADER (8 bytes) || NONCE (12 bytes) || CIPHERTEXT || TAG (16 bytes)
+    HEADER = MAGIC (4 bytes) || VERSION (u8) || FLAGS (u8) || RESERVED (u16 BE, 0)
+
+encrypted with AES-256-GCM under the repository's data encryption key, with
+``HEADER || CONTEXT`` as associated data.  CONTEXT names what the file is
+(the chunk id, the backup id, the part name), so a file moved to another
+name fails authentication.  The nonce is 96 random bits from the OS for every
+file written.  FLAGS bit 0 means the plaintext was zstd compressed before
+encryption.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import struct
+import threading
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
+    IntegrityError,
+    UnsupportedFormatError,
+)
+
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+except ImportError:  # reported by the module wrapper
+    InvalidTag = AESGCM = None
+
+try:
+    import zstandard
+except ImportError:  # reported by the module wrapper
+    zstandard = None
+
+VERSION = 1
+FLAG_ZSTD = 0x01
+HEADER = struct.Struct(">4sBBH")
+NONCE_SIZE = 12
+TAG_SIZE = 16
+OVERHEAD = HEADER.size + NONCE_SIZE + TAG_SIZE
+
+MAGIC_CHUNK = b"VMCK"
+MAGIC_MANIFEST = b"VMCM"
+MAGIC_STAGED = b"VMCS"
+
+# Compression is kept only when it saves at least this fraction of the size.
+COMPRESSION_MIN_SAVING = 1.0 / 32
+COMPRESSION_LEVEL = 3
+
+_local = threading.local()
+
+
+def _compressor():
+    # zstandard compressor objects are not thread safe: one per thread.
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
+    return compressor
+
+
+def _decompressor():
+    decompressor = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return decompressor
+
+
+def compress_if_it_pays(data):
+    """(payload, flags): zstd output when it is clearly smaller, else ``data``."""
+    compressed = _compressor().compress(data)
+    if len(compressed) <= len(data) - max(1, int(len(data) * COMPRESSION_MIN_SAVING)):
+        return compressed, FLAG_ZSTD
+    return data, 0
+
+
+def seal(aead, magic, context, data, compress=True):
+    """Encrypt ``data`` into the envelope; ``aead`` is an ``AESGCM`` object."""
+    payload, flags = compress_if_it_pays(data) if compress else (data, 0)
+    header = HEADER.pack(magic, VERSION, flags, 0)
+    nonce = os.urandom(NONCE_SIZE)
+    return header + nonce + aead.encrypt(nonce, payload, header + context)
+
+
+def open_sealed(aead, magic, context, blob, what, max_size=None):
+    """Authenticate and decrypt an envelope; raise ``IntegrityError`` on any mismatch."""
+    if len(blob) < OVERHEAD:
+        raise IntegrityError("%s is truncated (%d bytes)" % (what, len(blob)))
+    header = bytes(blob[:HEADER.size])
+    found_magic, version, flags, reserved = HEADER.unpack(header)
+    if found_magic != magic:
+        raise IntegrityError("%s is not a %s file (bad magic)" % (what, magic.decode("ascii")))
+    if version != VERSION:
+        raise UnsupportedFormatError("%s has format version %d; this code reads version %d" % (what, version, VERSION))
+    if reserved or flags & ~FLAG_ZSTD:
+        raise IntegrityError("%s has unknown header flags" % what)
+    nonce = bytes(blob[HEADER.size:HEADER.size + NONCE_SIZE])
+    try:
+        payload = aead.decrypt(nonce, bytes(blob[HEADER.size + NONCE_SIZE:]), header + context)
+    except InvalidTag:
+        raise IntegrityError("%s failed authentication (tampered, truncated or from another repository)" % what)
+    if flags & FLAG_ZSTD:
+        try:
+            if max_size is not None:
+                return _decompressor().decompress(payload, max_output_size=max_size)
+            return _decompressor().decompress(payload)
+        except zstandard.ZstdError:
+            raise IntegrityError("%s has an authenticated but undecodable payload" % what)
+    return payload

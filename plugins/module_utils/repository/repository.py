@@ -1,0 +1,339 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The repository facade: create, open, key slots, staged backups, reading, verify and prune.
+
+Typical backup (each step may be a separate process on a separate host)::
+
+    repo = Repository.open(path, Credential.from_password(pw))
+    staged = repo.start_backup({"name": "app01", "uuid": "..."})
+    staged.put_metadata(metadata, secrets={"encryption.bundle": bundle})
+    staged.put_nvram(nvram_bytes)
+    with repo.staged_backup(staged.backup_id).open_disk("2000", capacity) as disk:
+        disk.write_blocks(reader)             # (offset, bytes), chunk aligned
+        disk.set_change_id(change_id)
+    repo.staged_backup(staged.backup_id).commit()
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hmac
+import json
+import os
+import time
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import (
+    envelope,
+    keys as keyslots,
+    locks,
+    manifest,
+    staging,
+)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.backend import LocalBackend
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks import ChunkStore
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
+    BackupNotFoundError,
+    IntegrityError,
+    InvalidRequestError,
+    KeySlotError,
+    MissingDataError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    UnsupportedFormatError,
+    WrongKeyError,
+)
+
+FORMAT_NAME = "vmcrypt.backup repository"
+FORMAT_VERSION = 1
+CONFIG = "config"
+KEYS_PREFIX = "keys"
+DEFAULT_CHUNK_SIZE = 4 << 20
+MIN_CHUNK_SIZE = 4 << 10
+MAX_CHUNK_SIZE = 64 << 20
+
+
+def check_chunk_size(chunk_size):
+    chunk_size = int(chunk_size)
+    if chunk_size < MIN_CHUNK_SIZE or chunk_size > MAX_CHUNK_SIZE or chunk_size & (chunk_size - 1):
+        raise InvalidRequestError("chunk size must be a power of two between 4 KiB and 64 MiB, not %d" % chunk_size)
+    return chunk_size
+
+
+def _config_mac(id_key_holder, config):
+    body = dict((key, value) for key, value in config.items() if key != "mac")
+    data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return id_key_holder.chunk_id(b"vmcrypt.backup config v1\x00" + data).hex()
+
+
+def _read_config(backend):
+    try:
+        blob = backend.get(CONFIG)
+    except MissingDataError:
+        raise RepositoryNotFoundError("no repository at %s" % backend.location)
+    try:
+        config = json.loads(blob.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise IntegrityError("repository config at %s is not valid JSON" % backend.location)
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise IntegrityError("%s is not a vmcrypt.backup repository" % backend.location)
+    if config.get("version") != FORMAT_VERSION:
+        raise UnsupportedFormatError("repository %s has format version %r; this code reads version %d"
+                                     % (backend.location, config.get("version"), FORMAT_VERSION))
+    return config
+
+
+def _backend_for(location):
+    if hasattr(location, "put"):
+        return location
+    return LocalBackend(location)
+
+
+class Repository(object):
+    """An open repository.  Create one with ``create`` or ``open``."""
+
+    lock_wait = 0.0
+
+    def __init__(self, backend, config, data_keys, slot_id):
+        self.backend = backend
+        self.config = config
+        self.keys = data_keys
+        self.slot_id = slot_id
+        self.chunks = ChunkStore(backend, data_keys, self.chunk_size)
+
+    location = property(lambda self: self.backend.location)
+    repository_id = property(lambda self: self.config["id"])
+    chunk_size = property(lambda self: self.config["chunk_size"])
+
+    # -- create and open -----------------------------------------------------
+    @classmethod
+    def exists(cls, location):
+        return _backend_for(location).exists(CONFIG)
+
+    @classmethod
+    def create(cls, location, credential, chunk_size=DEFAULT_CHUNK_SIZE, label="", scrypt_params=None):
+        """Create a repository in an absent or empty directory; the config is written last."""
+        backend = _backend_for(location)
+        chunk_size = check_chunk_size(chunk_size)
+        if not backend.is_repository_root_usable():
+            if backend.exists(CONFIG):
+                raise RepositoryExistsError("a repository already exists at %s" % backend.location)
+            raise RepositoryExistsError("%s is not empty: a repository is created in an empty directory" % backend.location)
+        data_keys = keyslots.DataKeys.generate()
+        config = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "id": os.urandom(16).hex(),
+            "created": manifest.iso_time(time.time()),
+            "chunk_size": chunk_size,
+            "cipher": "AES-256-GCM",
+            "chunk_id": "HMAC-SHA256",
+            "compression": "zstd",
+        }
+        config["mac"] = _config_mac(data_keys, config)
+        slot = keyslots.make_slot(config["id"], data_keys, credential, keyslots.check_slot_label(label),
+                                  config["created"], scrypt_params)
+        backend.put("%s/%s" % (KEYS_PREFIX, slot["id"]), json.dumps(slot, sort_keys=True, indent=1).encode("utf-8"))
+        backend.put(CONFIG, json.dumps(config, sort_keys=True, indent=1).encode("utf-8"), overwrite=False)
+        return cls(backend, config, data_keys, slot["id"])
+
+    @classmethod
+    def open(cls, location, credential):
+        """Open with a password or key file; ``WrongKeyError`` if no slot opens.  Writes nothing."""
+        backend = _backend_for(location)
+        config = _read_config(backend)
+        slots = cls._read_slots(backend)
+        if not slots:
+            raise IntegrityError("repository %s has no key slots" % backend.location)
+        for slot in slots:
+            data_keys = keyslots.try_open_slot(config["id"], slot, credential)
+            if data_keys is not None:
+                if not hmac.compare_digest(str(config.get("mac", "")), _config_mac(data_keys, config)):
+                    raise IntegrityError("repository config at %s was modified" % backend.location)
+                try:
+                    check_chunk_size(config["chunk_size"])
+                except (InvalidRequestError, KeyError, TypeError, ValueError):
+                    raise IntegrityError("repository config at %s has an invalid chunk size" % backend.location)
+                return cls(backend, config, data_keys, slot["id"])
+        what = "password" if credential.kind == keyslots.KIND_PASSWORD else "key file"
+        raise WrongKeyError("the %s does not open any key slot of repository %s" % (what, backend.location))
+
+    @staticmethod
+    def _read_slots(backend):
+        return [keyslots.parse_slot(backend.get(name), name) for name in backend.list(KEYS_PREFIX)]
+
+    # -- key slots ------------------------------------------------------------
+    def key_slots(self):
+        """Public facts of every slot (no salts, no wrapped keys)."""
+        return [keyslots.public_slot(slot) for slot in self._read_slots(self.backend)]
+
+    def find_slot(self, credential):
+        """Id of the slot ``credential`` opens, or None."""
+        for slot in self._read_slots(self.backend):
+            if keyslots.try_open_slot(self.repository_id, slot, credential) is not None:
+                return slot["id"]
+        return None
+
+    def add_slot(self, credential, label="", scrypt_params=None):
+        """Add a slot that opens this repository with ``credential``; returns its id."""
+        slot = keyslots.make_slot(self.repository_id, self.keys, credential, keyslots.check_slot_label(label),
+                                  manifest.iso_time(time.time()), scrypt_params)
+        self.backend.put("%s/%s" % (KEYS_PREFIX, slot["id"]), json.dumps(slot, sort_keys=True, indent=1).encode("utf-8"))
+        return slot["id"]
+
+    def resolve_slot(self, id_or_label):
+        """The slot id named by ``id_or_label`` (id first, then a unique label), or None."""
+        slots = self._read_slots(self.backend)
+        for slot in slots:
+            if slot["id"] == id_or_label:
+                return slot["id"]
+        matches = [slot["id"] for slot in slots if id_or_label and slot.get("label") == id_or_label]
+        if len(matches) > 1:
+            raise KeySlotError("several key slots are labelled %r; name one by id" % id_or_label)
+        return matches[0] if matches else None
+
+    def remove_slot(self, slot_id):
+        """Remove a slot; the last slot is never removed."""
+        slots = self._read_slots(self.backend)
+        if slot_id not in [slot["id"] for slot in slots]:
+            raise KeySlotError("repository %s has no key slot %s" % (self.location, slot_id))
+        if len(slots) == 1:
+            raise KeySlotError("key slot %s is the last one of repository %s and cannot be removed" % (slot_id, self.location))
+        self.backend.delete("%s/%s" % (KEYS_PREFIX, slot_id))
+
+    # -- staged backups -----------------------------------------------------------
+    def start_backup(self, vm, base_backup_id=None, tags=None, backup_id=None):
+        """Begin a staged backup of ``vm`` (identity dict: name, uuid, ...); returns a StagedBackup."""
+        staged = staging.StagedBackup(self, backup_id or manifest.new_backup_id())
+        if self.backend.exists("%s/%s" % (manifest.PREFIX, staged.backup_id)):
+            raise InvalidRequestError("backup %s is already committed" % staged.backup_id)
+        if base_backup_id is not None:
+            self.read_manifest(base_backup_id)
+        staged._start(vm, base_backup_id, tags)
+        return staged
+
+    def staged_backup(self, backup_id):
+        """Reopen a staged backup (in a later step or on another host)."""
+        staged = staging.StagedBackup(self, backup_id)
+        staged.info()
+        return staged
+
+    def list_staged(self):
+        result = []
+        live = dict((info.get("backup_id"), info) for _name, info in locks.live_locks(self.backend))
+        for name in self.backend.list_dirs(staging.PREFIX):
+            backup_id = name.rsplit("/", 1)[-1]
+            if not manifest.BACKUP_ID_PATTERN.match(backup_id):
+                continue
+            staged = staging.StagedBackup(self, backup_id)
+            try:
+                vm = staged.info()["vm"]
+            except (MissingDataError, BackupNotFoundError, IntegrityError):
+                vm = None
+            result.append({"backup_id": backup_id, "vm": vm, "parts": staged.parts(),
+                           "last_change": staged.newest_change(), "in_use": backup_id in live})
+        return result
+
+    # -- committed backups ---------------------------------------------------------
+    def backup_ids(self):
+        ids = []
+        for name in self.backend.list(manifest.PREFIX):
+            backup_id = name.rsplit("/", 1)[-1]
+            if manifest.BACKUP_ID_PATTERN.match(backup_id):
+                ids.append(backup_id)
+        return sorted(ids)
+
+    def read_manifest(self, backup_id):
+        manifest.check_backup_id(backup_id)
+        name = "%s/%s" % (manifest.PREFIX, backup_id)
+        try:
+            blob = self.backend.get(name)
+        except MissingDataError:
+            raise BackupNotFoundError("no backup %s in repository %s" % (backup_id, self.location))
+        document = manifest.open_json(self.keys, envelope.MAGIC_MANIFEST, backup_id, blob, "manifest %s" % name)
+        if document.get("backup_id") != backup_id or document.get("repository_id") != self.repository_id:
+            raise IntegrityError("manifest %s belongs to another backup or repository" % name)
+        return manifest.Manifest(document)
+
+    def list_backups(self, vm=None, latest=False):
+        """Manifests, oldest first; ``vm`` matches name, uuid or instance_uuid; ``latest`` keeps the newest per VM."""
+        result = []
+        for backup_id in self.backup_ids():
+            item = self.read_manifest(backup_id)
+            identity = item.vm
+            if vm is not None and vm not in (identity.get("name"), identity.get("uuid"), identity.get("instance_uuid")):
+                continue
+            result.append(item)
+        if latest:
+            newest = {}
+            for item in result:
+                newest[vm_identity_key(item.vm)] = item
+            result = sorted(newest.values(), key=lambda item: item.backup_id)
+        return result
+
+    def latest_backup(self, vm):
+        """The newest committed backup of ``vm`` (name, uuid or instance_uuid), or None."""
+        found = self.list_backups(vm=vm, latest=True)
+        return found[-1] if found else None
+
+    def read_disk(self, backup_id, key, threads=None):
+        """Yield (offset, bytes) for every block of a backed-up disk, zeros included, in order."""
+        index = self.read_manifest(backup_id).disk_index(key)
+        for offset, length, chunk_id in index.extents():
+            if chunk_id is None:
+                yield offset, bytes(length)
+            else:
+                data = self.chunks.get(chunk_id)
+                if len(data) != length:
+                    raise IntegrityError("chunk at offset %d of disk %s has the wrong length" % (offset, key))
+                yield offset, data
+
+    # -- facts --------------------------------------------------------------
+    def report(self):
+        """Format version, chunk size, key slots, size, backup count: nothing secret."""
+        chunk_count, chunk_bytes = self.backend.total_size("chunks")
+        _count, total_bytes = self.backend.total_size("")
+        return {
+            "location": self.location,
+            "repository_id": self.repository_id,
+            "format_version": self.config["version"],
+            "created": self.config.get("created"),
+            "chunk_size": self.chunk_size,
+            "cipher": self.config.get("cipher"),
+            "chunk_id": self.config.get("chunk_id"),
+            "compression": self.config.get("compression"),
+            "key_slots": self.key_slots(),
+            "opened_with_slot": self.slot_id,
+            "size_bytes": total_bytes,
+            "chunk_count": chunk_count,
+            "chunk_bytes": chunk_bytes,
+            "backup_count": len(self.backup_ids()),
+            "staged_count": len(self.backend.list_dirs(staging.PREFIX)),
+        }
+
+    # -- maintenance ---------------------------------------------------------------
+    def verify(self, backup_ids=None, sample=None, threads=None):
+        from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import verify
+        return verify.verify(self, backup_ids, sample=sample, threads=threads)
+
+    def prune(self, dry_run=False, abandoned_after=24 * 3600.0, **rules):
+        from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import prune
+        return prune.prune(self, dry_run=dry_run, abandoned_after=abandoned_after, **rules)
+
+
+def vm_identity_key(vm):
+    """What makes two backups belong to the same VM: instance uuid, else uuid, else name."""
+    return vm.get("instance_uuid") or vm.get("uuid") or vm.get("name") or ""
+
+
+def credential_from(password=None, key_file=None):
+    """The Credential of the module options / environment; exactly one source is allowed."""
+    if password and key_file:
+        raise InvalidRequestError("give the repository password or a key file, not both")
+    if key_file:
+        return keyslots.Credential.from_key_file(key_file)
+    if password:
+        return keyslots.Credential.from_password(password)
+    raise InvalidRequestError("the repository needs a password (repository_password or VMCRYPT_REPOSITORY_PASSWORD) or a key file")
+

@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read back and authenticate what backups reference.
+
+Every referenced chunk is checked once, however many backups share it; a
+problem is reported for each (backup, disk, offset) that uses the chunk.
+In sampled mode every chunk is checked for presence, and only a random
+fraction is read and authenticated.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import binascii
+import math
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import locks
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
+    IntegrityError,
+    InvalidRequestError,
+    MissingDataError,
+    RepositoryError,
+)
+
+MAX_REPORTED = 1000
+
+
+def _check(chunks, chunk_id, authenticate):
+    try:
+        if authenticate:
+            chunks.get(chunk_id)
+        elif not chunks.exists(chunk_id):
+            return "missing", "chunk file is missing"
+    except MissingDataError:
+        return "missing", "chunk file is missing"
+    except IntegrityError as error:
+        return "corrupt", str(error)
+    return "ok", None
+
+
+def verify(repository, backup_ids=None, sample=None, threads=None):
+    """Check backups (all when ``backup_ids`` is None); ``sample`` is a fraction in (0, 1]."""
+    if sample is not None and not 0 < sample <= 1:
+        raise InvalidRequestError("the verify sample must be a fraction above 0 and at most 1")
+    with locks.acquire(repository.backend, locks.SHARED, "verify", wait=repository.lock_wait):
+        ids = repository.backup_ids() if backup_ids is None else list(backup_ids)
+        references = {}
+        manifest_errors = []
+        checked_backups = []
+        for backup_id in ids:
+            try:
+                item = repository.read_manifest(backup_id)
+                disks = [(key, item.disk_index(key)) for key in item.disk_keys]
+            except RepositoryError as error:
+                manifest_errors.append({"backup_id": backup_id, "error": str(error)})
+                continue
+            checked_backups.append(backup_id)
+            for key, index in disks:
+                for number, chunk_id in index.entries.items():
+                    references.setdefault(chunk_id, []).append((backup_id, key, number * index.chunk_size))
+        unique = sorted(references)
+        if sample is None or sample >= 1:
+            to_authenticate = set(unique)
+        else:
+            count = int(math.ceil(sample * len(unique)))
+            to_authenticate = set(random.SystemRandom().sample(unique, count))
+        workers = threads or 4
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(lambda chunk_id: _check(repository.chunks, chunk_id, chunk_id in to_authenticate),
+                                     unique))
+    problems = {"missing": [], "corrupt": []}
+    counts = {"missing": 0, "corrupt": 0}
+    bad_backups = set()
+    for chunk_id, (status, message) in zip(unique, outcomes):
+        if status == "ok":
+            continue
+        for backup_id, key, offset in sorted(references[chunk_id]):
+            counts[status] += 1
+            bad_backups.add(backup_id)
+            if len(problems[status]) < MAX_REPORTED:
+                problems[status].append({"backup_id": backup_id, "disk": key, "offset": offset,
+                                         "chunk": binascii.hexlify(chunk_id).decode("ascii"), "error": message})
+    bad_backups.update(error["backup_id"] for error in manifest_errors)
+    return {
+        "ok": not bad_backups,
+        "backups_checked": len(checked_backups),
+        "backups_failed": sorted(bad_backups),
+        "chunks_referenced": len(unique),
+        "chunks_authenticated": len(to_authenticate),
+        "sampled": len(to_authenticate) < len(unique),
+        "missing_count": counts["missing"],
+        "corrupt_count": counts["corrupt"],
+        "missing": problems["missing"],
+        "corrupt": problems["corrupt"],
+        "manifest_errors": manifest_errors,
+    }
