@@ -281,9 +281,10 @@ class EstateBuilder(object):
             unknown = sorted(set(privileges) - known)
             if unknown:
                 raise RuntimeError("simulator does not know privileges %s" % unknown)
-            auth.AddAuthorizationRole(name=name, privIds=privileges)
-            # The simulator answers AddAuthorizationRole without the id; look it up.
+            role_id = auth.AddAuthorizationRole(name=name, privIds=privileges)
             role = next(r for r in auth.roleList if r.name == name)
+            if role.roleId != role_id:
+                raise RuntimeError("AddAuthorizationRole returned %r, role list has %r" % (role_id, role.roleId))
             roles[name] = {"id": role.roleId, "privileges": sorted(role.privilege)}
         # SetEntityPermissions replaces the entity's list in the simulator: set both at once.
         permissions = [vim.AuthorizationManager.Permission(

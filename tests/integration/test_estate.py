@@ -194,3 +194,31 @@ def test_principals_have_propagating_permissions_on_the_datacenter(vcsim, vcsim_
         # Each principal can log in with its own password.
         si = vcsim.connect(principal["login"], principal["password"])
         assert si.RetrieveContent().sessionManager.currentSession.userName == principal["login"]
+
+
+def test_privileges_follow_the_permissions(vcsim, vcsim_si, estate):
+    """The launcher evaluates permissions per principal (stock vcsim grants all)."""
+    auth = vcsim_si.RetrieveContent().authorizationManager
+    vm = vim.VirtualMachine(estate["vms"]["crypt-vm01"]["moid"], vcsim_si._stub)
+    wanted = ["Cryptographer.Access", "VirtualMachine.Provisioning.DiskRandomRead"]
+    granted = {}
+    for short_name, principal in estate["principals"].items():
+        result = auth.HasUserPrivilegeOnEntities(entities=[vm], userName=principal["principal"], privId=wanted)
+        granted[short_name] = dict((a.privId, a.isGranted) for a in result[0].privAvailability)
+        fetched = auth.FetchUserPrivilegeOnEntities(entities=[vm], userName=principal["principal"])[0].privileges
+        assert sorted(fetched) == estate["roles"][principal["role"]]["privileges"]
+    assert granted == {
+        "nocrypto": {"Cryptographer.Access": False, "VirtualMachine.Provisioning.DiskRandomRead": True},
+        "backupadmin": {"Cryptographer.Access": True, "VirtualMachine.Provisioning.DiskRandomRead": True},
+    }
+    assert all(role["id"] >= 1001 for role in estate["roles"].values())
+    # HasPrivilegeOnEntities answers for the session's own user.
+    nocrypto = estate["principals"]["nocrypto"]
+    si = vcsim.connect(nocrypto["login"], nocrypto["password"])
+    session = si.RetrieveContent().sessionManager.currentSession
+    own = si.RetrieveContent().authorizationManager.HasPrivilegeOnEntities(
+        entity=[vim.VirtualMachine(vm._moId, si._stub)], sessionId=session.key, privId=wanted)
+    assert [a.isGranted for a in own[0].privAvailability] == [False, True]
+    admin = auth.HasPrivilegeOnEntities(entity=[vm], sessionId=vcsim_si.content.sessionManager.currentSession.key,
+                                        privId=wanted)
+    assert [a.isGranted for a in admin[0].privAvailability] == [True, True]

@@ -11,8 +11,8 @@ import (
 // putting a wrapper object with the same reference into model.Map() (the
 // way govmomi documents extending the simulator), or per call through
 // model.Map().Handler.
-func registerExtensions(model *simulator.Model) {
-	_ = model
+func registerExtensions(model *simulator.Model, opts *options) {
+	installAuthorization(model, opts.username)
 	simulator.RegisterEndpoint(servePBMAtSDKPath)
 }
 

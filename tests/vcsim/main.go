@@ -110,7 +110,7 @@ func main() {
 	}
 	defer model.Remove()
 
-	registerExtensions(model)
+	registerExtensions(model, opts)
 
 	cert, err := newSelfSignedCert()
 	if err != nil {
