@@ -54,5 +54,8 @@ class VmcryptModule(AnsibleModule):
         try:
             result = body()
         except VmcryptError as error:
-            self.fail_json(msg=str(error), error_type=type(error).__name__)
-        self.exit_json(**result)
+            failure = error
+        else:
+            self.exit_json(**result)
+        # Outside the except block, so Ansible attaches no traceback to a known error.
+        self.fail_json(msg=str(failure), error_type=type(failure).__name__)
