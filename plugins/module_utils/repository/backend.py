@@ -92,6 +92,10 @@ class Backend(object):
         raise NotImplementedError
 
 
+class _AlreadyThere(Exception):
+    pass
+
+
 def _check_name(name):
     parts = name.split("/")
     if not name or name.startswith("/") or any(part in ("", ".", "..") for part in parts):
@@ -159,7 +163,13 @@ class LocalBackend(Backend):
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            os.rename(temp, path)
+            if overwrite or not self._link(temp, path):
+                os.rename(temp, path)
+            else:
+                os.unlink(temp)
+        except _AlreadyThere:
+            os.unlink(temp)
+            return False
         except OSError as error:
             try:
                 os.unlink(temp)
@@ -167,6 +177,24 @@ class LocalBackend(Backend):
                 pass
             raise _os_error(error, "writing", name)
         self._fsync_dir(directory)
+        return True
+
+    @staticmethod
+    def _link(temp, path):
+        """Publish ``temp`` at ``path`` only if ``path`` is absent (True when linked).
+
+        Hard links give an atomic "create if absent"; file systems without
+        them (some SMB mounts) fall back to rename, which is still correct for
+        content-addressed files.
+        """
+        try:
+            os.link(temp, path)
+        except OSError as error:
+            if error.errno == errno.EEXIST:
+                raise _AlreadyThere()
+            if error.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                return False
+            raise
         return True
 
     def get(self, name):

@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import binascii
+import threading
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
@@ -63,6 +64,8 @@ class ChunkStore(object):
         self.backend = backend
         self.keys = keys
         self.max_chunk_size = max_chunk_size
+        self._inflight = {}
+        self._inflight_mutex = threading.Lock()
 
     def chunk_id(self, data):
         return self.keys.chunk_id(data)
@@ -81,11 +84,25 @@ class ChunkStore(object):
         if chunk_id is None:
             chunk_id = self.keys.chunk_id(data)
         name = chunk_name(chunk_id)
-        if self.backend.exists(name):
-            return chunk_id, 0
-        sealed = envelope.seal(self.keys.aead, envelope.MAGIC_CHUNK, chunk_id, data)
-        written = self.backend.put(name, sealed, overwrite=False)
-        return chunk_id, len(sealed) if written else 0
+        with self._inflight_mutex:
+            other = self._inflight.get(chunk_id)
+            if other is None:
+                mine = self._inflight[chunk_id] = threading.Event()
+        if other is not None:  # another thread of this process writes the same chunk
+            other.wait()
+            if self.backend.exists(name):
+                return chunk_id, 0
+            return self.put(data, chunk_id)
+        try:
+            if self.backend.exists(name):
+                return chunk_id, 0
+            sealed = envelope.seal(self.keys.aead, envelope.MAGIC_CHUNK, chunk_id, data)
+            written = self.backend.put(name, sealed, overwrite=False)
+            return chunk_id, len(sealed) if written else 0
+        finally:
+            with self._inflight_mutex:
+                del self._inflight[chunk_id]
+            mine.set()
 
     def get(self, chunk_id):
         """The authenticated plaintext of a chunk (IntegrityError, MissingDataError)."""
