@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: backup_info
+short_description: List the backups of an encrypted backup repository, or summarise one
+version_added: 0.1.0
+description:
+  - Lists committed backups, optionally only those of one VM or only the newest of each VM.
+  - With O(backup_id), summarises that backup - disks, sizes, changeIds, encryption facts and warnings.
+  - Never returns secrets. It says B(whether) the C(encryption.bundle) and NVRAM were saved, never their value.
+  - Staged (uncommitted) backups are never listed as backups; O(staged=true) lists them separately.
+author:
+  - vmcrypt.backup maintainers
+extends_documentation_fragment:
+  - vmcrypt.backup.repository
+options:
+  backup_id:
+    description:
+      - Id of one backup to summarise. Its summary is returned as RV(backup).
+    type: str
+  vm:
+    description:
+      - Only backups of this VM, matched against the name, BIOS uuid or instance uuid recorded at backup time.
+    type: str
+  latest:
+    description:
+      - Only the newest backup of each VM (of O(vm) when given).
+    type: bool
+    default: false
+  staged:
+    description:
+      - Also list staged (uncommitted) backups as RV(staged_backups).
+    type: bool
+    default: false
+notes:
+  - Supports check mode; it changes nothing.
+attributes:
+  check_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: All backups of app01
+  vmcrypt.backup.backup_info:
+    repository: /backups/repo
+    vm: app01
+  register: app01_backups
+
+- name: The newest backup of every VM
+  vmcrypt.backup.backup_info:
+    repository: /backups/repo
+    latest: true
+
+- name: Summary of one backup
+  vmcrypt.backup.backup_info:
+    repository: /backups/repo
+    backup_id: "{{ app01_backups.backups[-1].backup_id }}"
+  register: one
+
+- name: Refuse to restore a backup without its encryption bundle
+  ansible.builtin.assert:
+    that: one.backup.encryption.encryption_bundle_saved
+"""
+
+RETURN = r"""
+backups:
+  description: Summaries of the matching committed backups, oldest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    backup_id:
+      description: Backup id, C(YYYYMMDDTHHMMSSZ-xxxxxxxx); ids sort by time.
+      type: str
+      sample: 20261130T120000Z-1a2b3c4d
+    vm:
+      description: VM identity recorded at backup time (name, uuid, instance_uuid, ...).
+      type: dict
+    time:
+      description: Backup time (UTC, ISO 8601).
+      type: str
+    disks:
+      description: Per disk - key, capacity, chunk size, changeId, properties and statistics.
+      type: list
+      elements: dict
+    stats:
+      description: Totals - logical bytes, zero blocks, new chunks, bytes stored, deduplicated chunks.
+      type: dict
+    nvram_saved:
+      description: Whether the NVRAM file was saved.
+      type: bool
+    metadata_saved:
+      description: Whether the VM metadata (ConfigInfo, keyId, policies) was saved.
+      type: bool
+    secrets_saved:
+      description: Names of the secrets stored in the encrypted manifest (for example C(encryption.bundle)).
+      type: list
+      elements: str
+    encryption:
+      description: VM keyId, whether the encryption.bundle was saved, and the repository cipher.
+      type: dict
+    warnings:
+      description: What would limit a restore (no bundle, no NVRAM, no metadata).
+      type: list
+      elements: str
+backup:
+  description: Summary of O(backup_id), same fields as an element of RV(backups).
+  returned: when O(backup_id) is given
+  type: dict
+staged_backups:
+  description: Staged (uncommitted) backups - id, VM, parts written, last change (epoch), in use by a live writer.
+  returned: when O(staged=true)
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import options
+
+
+def run(module):
+    params = module.params
+    repo = options.open_repository(params)
+    result = {"changed": False}
+    if params["backup_id"]:
+        result["backup"] = repo.read_manifest(params["backup_id"]).summary()
+    result["backups"] = [item.summary() for item in repo.list_backups(vm=params["vm"], latest=params["latest"])]
+    if params["staged"]:
+        result["staged_backups"] = repo.list_staged()
+    return result
+
+
+def main():
+    module = VmcryptModule(
+        argument_spec=options.repository_argument_spec(
+            backup_id={"type": "str"},
+            vm={"type": "str"},
+            latest={"type": "bool", "default": False},
+            staged={"type": "bool", "default": False},
+        ),
+        needs=("repository",),
+        supports_check_mode=True,
+        mutually_exclusive=[("repository_password", "repository_key_file")],
+    )
+    module.run(lambda: run(module))
+
+
+if __name__ == "__main__":
+    main()

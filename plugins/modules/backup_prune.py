@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: backup_prune
+short_description: Apply a retention policy to an encrypted backup repository and collect garbage
+version_added: 0.1.0
+description:
+  - Keeps, for each VM, the backups selected by O(keep_last), O(keep_daily), O(keep_weekly) and O(keep_monthly)
+    (a backup selected by any rule is kept), and deletes the manifests of the others.
+  - With no keep rule every backup is kept and only garbage is collected.
+  - Deletes staged backups abandoned for longer than O(abandoned_after_hours), then every chunk that no remaining
+    backup or staged backup references, and temporary files of interrupted writers.
+  - Takes the repository's exclusive lock and refuses to run while a backup, a verify or another prune runs.
+    Locks of dead processes are detected and removed.
+  - In check mode nothing is deleted and no lock is taken; the result says what would be deleted.
+author:
+  - vmcrypt.backup maintainers
+extends_documentation_fragment:
+  - vmcrypt.backup.repository
+options:
+  keep_last:
+    description: Keep the N newest backups of each VM.
+    type: int
+    default: 0
+  keep_daily:
+    description: Keep the newest backup of each of the N newest days (UTC) that have a backup, per VM.
+    type: int
+    default: 0
+  keep_weekly:
+    description: Keep the newest backup of each of the N newest ISO weeks that have a backup, per VM.
+    type: int
+    default: 0
+  keep_monthly:
+    description: Keep the newest backup of each of the N newest months that have a backup, per VM.
+    type: int
+    default: 0
+  abandoned_after_hours:
+    description:
+      - A staged backup that no live process works on and that has not changed for this many hours is
+        abandoned and deleted.
+    type: float
+    default: 24
+notes:
+  - Supports check mode (dry run).
+  - Retention is applied per VM, keyed by instance uuid, else BIOS uuid, else name.
+attributes:
+  check_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: What would go (dry run)
+  vmcrypt.backup.backup_prune:
+    repository: /backups/repo
+    keep_daily: 7
+    keep_weekly: 4
+    keep_monthly: 12
+  check_mode: true
+  register: plan
+
+- name: Prune
+  vmcrypt.backup.backup_prune:
+    repository: /backups/repo
+    keep_last: 3
+    keep_daily: 7
+    keep_weekly: 4
+    keep_monthly: 12
+"""
+
+RETURN = r"""
+dry_run:
+  description: Whether this was a dry run (check mode).
+  returned: always
+  type: bool
+kept_backups:
+  description: Backups kept - backup_id, vm, and the rules that kept each one.
+  returned: always
+  type: list
+  elements: dict
+removed_backups:
+  description: Backups deleted (or that would be) - backup_id, vm.
+  returned: always
+  type: list
+  elements: dict
+abandoned_staged_backups:
+  description: Staged backups deleted (or that would be) - backup_id, vm.
+  returned: always
+  type: list
+  elements: dict
+chunks_removed:
+  description: Chunks deleted (or that would be).
+  returned: always
+  type: int
+bytes_freed:
+  description: Bytes freed (or that would be).
+  returned: always
+  type: int
+temp_files_removed:
+  description: Temporary files of interrupted writers deleted (or that would be).
+  returned: always
+  type: int
+stale_locks_removed:
+  description: Locks of dead processes removed.
+  returned: always
+  type: int
+"""
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import options
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import InvalidRequestError
+
+RULES = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
+
+
+def run(module):
+    params = module.params
+    for rule in RULES:
+        if params[rule] < 0:
+            raise InvalidRequestError("%s must not be negative" % rule)
+    if params["abandoned_after_hours"] < 0:
+        raise InvalidRequestError("abandoned_after_hours must not be negative")
+    repo = options.open_repository(params)
+    report = repo.prune(dry_run=module.check_mode, abandoned_after=params["abandoned_after_hours"] * 3600.0,
+                        **dict((rule, params[rule]) for rule in RULES))
+    report["changed"] = bool(report["removed_backups"] or report["abandoned_staged_backups"]
+                             or report["chunks_removed"] or report["temp_files_removed"]
+                             or report["stale_locks_removed"])
+    return report
+
+
+def main():
+    module = VmcryptModule(
+        argument_spec=options.repository_argument_spec(
+            keep_last={"type": "int", "default": 0},
+            keep_daily={"type": "int", "default": 0},
+            keep_weekly={"type": "int", "default": 0},
+            keep_monthly={"type": "int", "default": 0},
+            abandoned_after_hours={"type": "float", "default": 24.0},
+        ),
+        needs=("repository",),
+        supports_check_mode=True,
+        mutually_exclusive=[("repository_password", "repository_key_file")],
+    )
+    module.run(lambda: run(module))
+
+
+if __name__ == "__main__":
+    main()

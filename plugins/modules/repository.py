@@ -1,0 +1,239 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: repository
+short_description: Create or open the encrypted backup repository and manage its key slots
+version_added: 0.1.0
+description:
+  - Creates an encrypted, deduplicating backup repository in an empty or absent directory, or opens an
+    existing one, and reports its format version, chunk size, key slots, size and backup count.
+  - Data is encrypted with random data keys (AES-256-GCM); each key slot wraps them with a key derived from a
+    password (scrypt) or from a key file (HKDF-SHA256). Adding or removing a slot never re-encrypts data.
+  - Idempotent. Creating an existing repository opens it; adding a slot that the given credential already
+    opens changes nothing; removing an absent slot changes nothing.
+author:
+  - vmcrypt.backup maintainers
+extends_documentation_fragment:
+  - vmcrypt.backup.repository
+options:
+  state:
+    description:
+      - V(present) creates the repository when it does not exist, then reports it.
+      - V(opened) requires an existing repository and only reports it (and changes key slots if asked).
+    type: str
+    choices: [present, opened]
+    default: present
+  chunk_size:
+    description:
+      - Size of the fixed, disk-aligned chunks of a new repository, a power of two from V(4KiB) to V(64MiB).
+      - Accepts bytes or a number with a binary unit (V(4MiB), V(512KiB)).
+      - Fixed at creation; giving a different size for an existing repository fails. Defaults to V(4MiB).
+    type: str
+  add_key_slot:
+    description:
+      - Add a key slot that opens the repository with another password or key file.
+      - The repository is opened with O(repository_password) or O(repository_key_file) first.
+    type: dict
+    suboptions:
+      password:
+        description: Password of the new slot. Mutually exclusive with O(add_key_slot.key_file).
+        type: str
+      key_file:
+        description: Key file of the new slot (16 bytes to 1 MiB). Mutually exclusive with O(add_key_slot.password).
+        type: path
+      label:
+        description: A one-line label to tell slots apart (for example the team or site holding the key).
+        type: str
+        default: ""
+  remove_key_slot:
+    description:
+      - Id or unique label of a key slot to remove. The last slot cannot be removed.
+      - Runs after O(add_key_slot), so one task can rotate a password.
+    type: str
+notes:
+  - Supports check mode; a repository that does not exist yet is reported as it would be created.
+attributes:
+  check_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Create the repository (password from VMCRYPT_REPOSITORY_PASSWORD)
+  vmcrypt.backup.repository:
+    repository: /backups/repo
+    chunk_size: 4MiB
+
+- name: Add a recovery key file slot for the DR site
+  vmcrypt.backup.repository:
+    repository: /backups/repo
+    add_key_slot:
+      key_file: /etc/vmcrypt/dr.key
+      label: dr-site
+
+- name: Rotate the password
+  vmcrypt.backup.repository:
+    repository: /backups/repo
+    state: opened
+    repository_password: "{{ old_repository_password }}"
+    add_key_slot:
+      password: "{{ new_repository_password }}"
+      label: ops-2026
+    remove_key_slot: ops-2025
+"""
+
+RETURN = r"""
+created:
+  description: Whether the repository was (or in check mode would be) created by this task.
+  returned: always
+  type: bool
+key_slot_added:
+  description: Id of the slot added (or C(would-add) in check mode); null when none was added.
+  returned: always
+  type: str
+  sample: 3fa2c1d0
+key_slot_removed:
+  description: Id of the slot removed; null when none was removed.
+  returned: always
+  type: str
+repository:
+  description: Facts about the repository. Nothing secret.
+  returned: always
+  type: dict
+  contains:
+    location:
+      description: Absolute path of the repository.
+      type: str
+    repository_id:
+      description: Random id of the repository.
+      type: str
+    format_version:
+      description: Repository format version.
+      type: int
+      sample: 1
+    chunk_size:
+      description: Chunk size in bytes.
+      type: int
+      sample: 4194304
+    cipher:
+      description: Data cipher.
+      type: str
+      sample: AES-256-GCM
+    key_slots:
+      description: Key slots (id, kind, label, created, KDF parameters without the salt).
+      type: list
+      elements: dict
+    opened_with_slot:
+      description: Id of the slot the credential opened.
+      type: str
+    size_bytes:
+      description: Bytes used by the repository.
+      type: int
+    chunk_count:
+      description: Number of stored chunks.
+      type: int
+    backup_count:
+      description: Number of committed backups.
+      type: int
+    staged_count:
+      description: Number of staged (uncommitted) backups.
+      type: int
+"""
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import options
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
+    InvalidRequestError,
+    KeySlotError,
+    RepositoryNotFoundError,
+)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import (
+    DEFAULT_CHUNK_SIZE,
+    Repository,
+    check_chunk_size,
+)
+
+
+def _slot_credential(spec):
+    if spec.get("password") and spec.get("key_file"):
+        raise InvalidRequestError("add_key_slot takes a password or a key_file, not both")
+    if spec.get("key_file"):
+        return Credential.from_key_file(spec["key_file"])
+    if spec.get("password"):
+        return Credential.from_password(spec["password"])
+    raise InvalidRequestError("add_key_slot needs a password or a key_file")
+
+
+def run(module):
+    params = module.params
+    path = params["repository"]
+    credential = options.credential_from_params(params)
+    chunk_size = None if params["chunk_size"] is None else check_chunk_size(options.parse_size(params["chunk_size"]))
+    new_credential = _slot_credential(params["add_key_slot"]) if params["add_key_slot"] else None
+    result = {"changed": False, "created": False, "key_slot_added": None, "key_slot_removed": None}
+
+    if not Repository.exists(path):
+        if params["state"] == "opened":
+            raise RepositoryNotFoundError("no repository at %s" % path)
+        result.update(changed=True, created=True)
+        if module.check_mode:
+            result["repository"] = {"location": path, "format_version": 1,
+                                    "chunk_size": chunk_size or DEFAULT_CHUNK_SIZE}
+            return result
+        repo = Repository.create(path, credential, chunk_size or DEFAULT_CHUNK_SIZE)
+    else:
+        repo = Repository.open(path, credential)
+        if chunk_size is not None and chunk_size != repo.chunk_size:
+            raise InvalidRequestError("the chunk size of repository %s is %d and cannot change"
+                                      % (repo.location, repo.chunk_size))
+
+    if new_credential is not None and repo.find_slot(new_credential) is None:
+        result["changed"] = True
+        if module.check_mode:
+            result["key_slot_added"] = "would-add"
+        else:
+            result["key_slot_added"] = repo.add_slot(new_credential, label=params["add_key_slot"]["label"])
+
+    if params["remove_key_slot"]:
+        slot_id = repo.resolve_slot(params["remove_key_slot"])
+        if slot_id is not None:
+            if len(repo.key_slots()) == 1:
+                raise KeySlotError("key slot %s is the last one of repository %s and cannot be removed"
+                                   % (slot_id, repo.location))
+            result["changed"] = True
+            result["key_slot_removed"] = slot_id
+            if not module.check_mode:
+                repo.remove_slot(slot_id)
+
+    result["repository"] = repo.report()
+    return result
+
+
+def main():
+    module = VmcryptModule(
+        argument_spec=options.repository_argument_spec(
+            state={"type": "str", "choices": ["present", "opened"], "default": "present"},
+            chunk_size={"type": "str"},
+            add_key_slot={"type": "dict", "no_log": False, "options": {
+                "password": {"type": "str", "no_log": True},
+                "key_file": {"type": "path", "no_log": False},
+                "label": {"type": "str", "default": ""},
+            }},
+            remove_key_slot={"type": "str", "no_log": False},
+        ),
+        needs=("repository",),
+        supports_check_mode=True,
+        mutually_exclusive=[("repository_password", "repository_key_file")],
+    )
+    module.run(lambda: run(module))
+
+
+if __name__ == "__main__":
+    main()
