@@ -10,7 +10,7 @@ COLLECTION_ROOT := $(BUILD)/collections/ansible_collections/vmcrypt
 SANITY_ROOT := $(BUILD)/sanity/ansible_collections/vmcrypt/backup
 VCSIM_BIN := tests/vcsim/bin/vcsim-launcher
 
-.PHONY: setup venv vcsim collection test unit integration sanity demo bench clean
+.PHONY: setup venv vcsim collection test unit integration sanity demo bench bench-repository clean
 
 setup: venv vcsim collection
 
@@ -55,6 +55,10 @@ demo: setup
 bench: setup
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/run.py
+
+# Repository throughput and memory, side by side with restic (apt-get install -y restic).
+bench-repository: venv collection
+	$(PY) bench/repository_bench.py --size-gib $${BENCH_SIZE_GIB:-3}
 
 clean:
 	rm -rf $(BUILD) tests/vcsim/bin

@@ -53,7 +53,9 @@ MAGIC_STAGED = b"VMCS"
 
 # Compression is kept only when it saves at least this fraction of the size.
 COMPRESSION_MIN_SAVING = 1.0 / 32
-COMPRESSION_LEVEL = 3
+# Level 1: on disk images it runs about twice as fast as level 3 for an archive ~8% larger.
+# The level is not part of the format; any zstd decoder reads every level.
+COMPRESSION_LEVEL = 1
 
 _local = threading.local()
 

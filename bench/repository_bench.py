@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Benchmark: store one generated disk image in a vmcrypt repository and in restic.
+
+    make bench-repository                       # 3 GiB image
+    .venv/bin/python bench/repository_bench.py --size-gib 3 [--workdir DIR] [--keep]
+
+The image is a mix of incompressible data, compressible text and holes
+(sparse regions).  Each measured step runs in its own child process so its
+wall time and peak RSS (from wait4) are its own:
+
+1. vmcrypt first backup (full read, chunk, hash, compress, encrypt, write)
+2. restic first backup (``restic backup --stdin``, repository version 2, compression auto)
+3. vmcrypt second backup of the unchanged image, re-reading every byte
+4. vmcrypt second backup of the unchanged image with an empty CBT change list
+   (what disk_export does when QueryChangedDiskAreas reports nothing changed)
+5. restic second backup (``--stdin`` re-reads everything: it has no change list)
+
+Throughput is image size / wall time.  restic comes from Debian: ``apt-get install restic``.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+COLLECTIONS = os.path.join(REPO_ROOT, ".build", "collections")
+PASSWORD = "bench-password-not-secret"
+MIB = 1 << 20
+REGION = 64 * MIB
+# Image composition by 64 MiB region: (kind, share)
+MIX = (("random", 0.40), ("text", 0.35), ("hole", 0.25))
+
+
+# -- image ----------------------------------------------------------------------
+def _text_pool(rng):
+    words = [("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10)))).encode()
+             for _ in range(4000)]
+    lines = []
+    size = 0
+    while size < 16 * MIB:
+        line = b"%d-%02d-%02dT%02d:%02d:%02d host%03d %s\n" % (
+            2026, rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23), rng.randint(0, 59),
+            rng.randint(0, 59), rng.randint(0, 200), b" ".join(rng.choice(words) for _ in range(rng.randint(4, 16))))
+        lines.append(line)
+        size += len(line)
+    return b"".join(lines)
+
+
+def make_image(path, size):
+    """A sparse image of ``size`` bytes: regions of random data, log-like text and holes."""
+    rng = random.Random(20261130)
+    pool = _text_pool(rng)
+    regions = size // REGION
+    kinds = []
+    for kind, share in MIX:
+        kinds += [kind] * int(round(share * regions))
+    kinds = (kinds + ["random"] * regions)[:regions]
+    rng.shuffle(kinds)
+    counts = dict((kind, kinds.count(kind)) for kind, _share in MIX)
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+        for number, kind in enumerate(kinds):
+            if kind == "hole":
+                continue
+            handle.seek(number * REGION)
+            for _piece in range(REGION // MIB):
+                if kind == "random":
+                    handle.write(os.urandom(MIB))
+                else:
+                    start = rng.randrange(0, len(pool) - MIB)
+                    handle.write(pool[start:start + MIB])
+    return counts
+
+
+# -- measured steps (child processes) ------------------------------------------------
+def _vmcrypt_step(mode, repo_path, image, threads, base_id):
+    sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+
+    credential = Credential.from_password(PASSWORD)
+    if mode == "first":
+        repo = Repository.create(repo_path, credential)
+    else:
+        repo = Repository.open(repo_path, credential)
+    size = os.path.getsize(image)
+    chunk = repo.chunk_size
+    base = None if mode == "first" else base_id
+    staged = repo.start_backup({"name": "bench-vm", "uuid": "bench-uuid"}, base_backup_id=base)
+    staged.put_nvram(b"\0" * 8192)
+
+    def blocks():
+        with open(image, "rb", buffering=0) as handle:
+            offset = 0
+            while offset < size:
+                data = handle.read(chunk)
+                yield offset, data
+                offset += len(data)
+
+    with staged.open_disk("2000", size, base_backup_id=base) as writer:
+        if mode != "cbt":
+            writer.write_blocks(blocks(), threads=threads)
+        writer.set_change_id("bench/%s" % mode)
+    item = staged.commit()
+    print(json.dumps({"backup_id": item.backup_id, "stats": item.summary()["stats"]}))
+
+
+def _measure(command, env=None, stdin_path=None):
+    """(wall seconds, peak RSS bytes, stdout) of a child process."""
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out, err = b"", b""
+    # read pipes fully before reaping the child with wait4 (which gives its own rusage)
+    out, err = process.stdout.read(), process.stderr.read()
+    _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if stdin_path:
+        stdin.close()
+    if process.returncode:
+        raise SystemExit("step failed: %s\n%s" % (" ".join(command), err.decode(errors="replace")[-2000:]))
+    return wall, usage.ru_maxrss * 1024, out.decode()
+
+
+def _dir_size(path):
+    total = 0
+    for directory, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(directory, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-gib", type=float, default=3.0, help="image size in GiB (default 3)")
+    parser.add_argument("--workdir", help="where the image and repositories go (default: a new temp dir)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="vmcrypt writer threads")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--step", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        mode, repo_path, image, threads, base_id = args.step
+        _vmcrypt_step(mode, repo_path, image, int(threads), None if base_id == "-" else base_id)
+        return
+    restic = shutil.which("restic")
+    if not restic:
+        raise SystemExit("restic is not installed: run `apt-get update && apt-get install -y restic` (Debian), "
+                         "then run this benchmark again")
+    if not os.path.isdir(os.path.join(COLLECTIONS, "ansible_collections", "vmcrypt", "backup")):
+        raise SystemExit("run `make collection` first")
+    restic_version = subprocess.run([restic, "version"], stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="vmcrypt-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    image = os.path.join(workdir, "disk.img")
+    size = int(args.size_gib * (1 << 30)) // REGION * REGION
+    try:
+        print("generating %.2f GiB image in %s ..." % (size / (1 << 30), workdir), flush=True)
+        counts = make_image(image, size)
+        composition = dict((kind, "%d MiB" % (count * REGION // MIB)) for kind, count in counts.items())
+        print("composition: %s" % composition, flush=True)
+        ours = os.path.join(workdir, "vmcrypt-repo")
+        theirs = os.path.join(workdir, "restic-repo")
+        env = dict(os.environ, RESTIC_PASSWORD=PASSWORD, RESTIC_REPOSITORY=theirs, RESTIC_CACHE_DIR=os.path.join(workdir, "restic-cache"))
+        subprocess.run([restic, "init", "--repository-version", "2"], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        me = [sys.executable, os.path.abspath(__file__), "--step"]
+        results = []
+
+        def record(name, wall, rss):
+            results.append({"step": name, "seconds": round(wall, 2), "mib_per_s": round(size / MIB / wall, 1),
+                            "peak_rss_mib": round(rss / MIB, 1)})
+            print("%-44s %7.2f s %8.1f MiB/s  peak RSS %6.1f MiB" % (name, wall, size / MIB / wall, rss / MIB), flush=True)
+
+        wall, rss, out = _measure(me + ["first", ours, image, str(args.threads), "-"])
+        first_id = json.loads(out)["backup_id"]
+        record("vmcrypt first backup", wall, rss)
+        ours_size = _dir_size(ours)
+        restic_backup = [restic, "backup", "--stdin", "--stdin-filename", "disk.img", "--quiet"]
+        wall, rss, _out = _measure(restic_backup, env=env, stdin_path=image)
+        record("restic first backup", wall, rss)
+        theirs_size = _dir_size(theirs)
+        wall, rss, _out = _measure(me + ["reread", ours, image, str(args.threads), first_id])
+        record("vmcrypt second backup, unchanged, re-read", wall, rss)
+        wall, rss, _out = _measure(me + ["cbt", ours, image, str(args.threads), first_id])
+        record("vmcrypt second backup, unchanged, CBT", wall, rss)
+        wall, rss, _out = _measure(restic_backup, env=env, stdin_path=image)
+        record("restic second backup, unchanged", wall, rss)
+        by = dict((item["step"], item) for item in results)
+        ratios = {
+            "first_backup_speedup": round(by["restic first backup"]["seconds"] / by["vmcrypt first backup"]["seconds"], 2),
+            "second_backup_speedup_reread": round(by["restic second backup, unchanged"]["seconds"]
+                                                  / by["vmcrypt second backup, unchanged, re-read"]["seconds"], 2),
+            "second_backup_speedup_cbt": round(by["restic second backup, unchanged"]["seconds"]
+                                               / by["vmcrypt second backup, unchanged, CBT"]["seconds"], 2),
+        }
+        summary = {
+            "image_bytes": size, "composition": composition, "cpus": os.cpu_count(), "threads": args.threads,
+            "restic": restic_version, "python": sys.version.split()[0], "steps": results, "ratios": ratios,
+            "repository_bytes": {"vmcrypt": ours_size, "restic": theirs_size},
+        }
+        print("vmcrypt repository %.1f MiB, restic repository %.1f MiB" % (ours_size / MIB, theirs_size / MIB))
+        print("speed-up over restic: first %.2fx, unchanged second %.2fx (re-read), %.2fx (CBT)"
+              % (ratios["first_backup_speedup"], ratios["second_backup_speedup_reread"],
+                 ratios["second_backup_speedup_cbt"]))
+        print(json.dumps(summary, indent=1))
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(summary, handle, indent=1)
+    finally:
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif not args.keep:
+            for name in ("disk.img", "vmcrypt-repo", "restic-repo", "restic-cache"):
+                target = os.path.join(workdir, name)
+                if os.path.isdir(target):
+                    shutil.rmtree(target, ignore_errors=True)
+                elif os.path.exists(target):
+                    os.remove(target)
+
+
+if __name__ == "__main__":
+    main()
