@@ -7,7 +7,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUILD := .build
 COLLECTION_ROOT := $(BUILD)/collections/ansible_collections/vmcrypt
-SANITY_ROOT := $(BUILD)/sanity/ansible_collections/vmcrypt/backup
+# ansible-test lists files with git and skips hidden folders: the copy is
+# not under .build and is a git repository of its own.
+SANITY_ROOT := build/sanity/ansible_collections/vmcrypt/backup
+PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
 VCSIM_BIN := tests/vcsim/bin/vcsim-launcher
 
 .PHONY: setup venv vcsim collection test unit integration sanity demo bench bench-repository clean
@@ -45,8 +48,12 @@ integration: setup
 # ansible-test wants the collection under ansible_collections/NS/NAME;
 # it gets a copy of the tracked and new files, never the venv or build output.
 sanity: venv
+	mkdir -p $(PIP_BOOTSTRAP_CACHE)
+	for version in $$($(PY) -c "import re,ansible_test,os;p=os.path.join(os.path.dirname(ansible_test.__file__),'_internal','python_requirements.py');print(' '.join(set(re.findall(r\"pip='([0-9.]+)'\",open(p).read()))))"); do \
+	  cp tests/sanity/pip_bootstrap.py $(PIP_BOOTSTRAP_CACHE)/get_pip_$${version//./_}.py; done
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
 	git ls-files --cached --others --exclude-standard -z | xargs -0 cp --parents -t $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && git init -q && git add -A
 	cd $(SANITY_ROOT) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ansible-test sanity --python 3.11 --color no
 
 demo: setup
@@ -61,4 +68,4 @@ bench-repository: venv collection
 	$(PY) bench/repository_bench.py --size-gib $${BENCH_SIZE_GIB:-3}
 
 clean:
-	rm -rf $(BUILD) tests/vcsim/bin
+	rm -rf $(BUILD) build tests/vcsim/bin

@@ -51,11 +51,12 @@ class VmcryptModule(AnsibleModule):
 
     def run(self, body):
         """Call ``body()``, exit with the dict it returns, or fail with its error."""
+        failure = None
         try:
             result = body()
         except VmcryptError as error:
             failure = error
-        else:
+        if failure is None:
             self.exit_json(**result)
         # Outside the except block, so Ansible attaches no traceback to a known error.
         self.fail_json(msg=str(failure), error_type=type(failure).__name__)

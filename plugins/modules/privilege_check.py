@@ -20,7 +20,7 @@ description:
   - Checks the session user with C(HasPrivilegeOnEntities), or another account (O(principal)) by evaluating the
     permissions that apply to each entity and the privileges of their roles.
 author:
-  - vmcrypt.backup maintainers
+  - vmcrypt.backup maintainers (@vmcrypt-backup)
 extends_documentation_fragment:
   - vmcrypt.backup.vsphere
   - vmcrypt.backup.vsphere.VM_SELECTOR
@@ -84,6 +84,7 @@ notes:
   - vCenter does not expose group membership through this API; give O(principal_groups) for permissions held through groups.
 attributes:
   check_mode:
+    description: Can run in check mode and return the same facts, since it changes nothing.
     support: full
 """
 

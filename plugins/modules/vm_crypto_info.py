@@ -18,7 +18,7 @@ description:
     home and of each disk, firmware, secure boot, vTPM, the NVRAM path, CBT and snapshots.
   - Reports only B(whether) C(encryption.bundle) is present in C(extraConfig), never its value.
 author:
-  - vmcrypt.backup maintainers
+  - vmcrypt.backup maintainers (@vmcrypt-backup)
 extends_documentation_fragment:
   - vmcrypt.backup.vsphere
   - vmcrypt.backup.vsphere.VM_SELECTOR
@@ -39,6 +39,7 @@ notes:
   - Supports check mode; it changes nothing.
 attributes:
   check_mode:
+    description: Can run in check mode and return the same facts, since it changes nothing.
     support: full
 """
 
@@ -57,7 +58,7 @@ EXAMPLES = r"""
     folder: /DC1/vm/production
   register: production
 
-- name: Names of the encrypted ones (json_query works as well: jmespath is a requirement)
+- name: Names of the encrypted ones (json_query works too, jmespath is a requirement)
   ansible.builtin.debug:
     msg: "{{ production.vms | selectattr('encrypted') | map(attribute='name') | list }}"
 """
@@ -134,7 +135,7 @@ vms:
       sample: "[datastore1] app01/app01.nvram"
     nvram_path_source:
       description: >-
-        Where O(vms[].nvram_path) came from - C(layout) (the VM's file layout), C(extra_config) (the VMX
+        Where RV(vms[].nvram_path) came from - C(layout) (the VM's file layout), C(extra_config) (the VMX
         C(nvram) option) or C(default_name) (ESXi's default file name).
       type: str
     cbt_enabled:

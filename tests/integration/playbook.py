@@ -58,7 +58,7 @@ def run_playbook(workdir, tasks, extra_vars=None, env=None, check=False, module_
     run_env.update(env or {})
     completed = subprocess.run(command, cwd=str(workdir), env=run_env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               universal_newlines=True, timeout=900)
+                               universal_newlines=True, timeout=900, check=False)
     results = {}
     if os.path.exists(results_path):
         with open(results_path) as handle:

@@ -21,8 +21,13 @@ def module_args(monkeypatch):
     def set_args(args):
         monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args})))
         monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
-    monkeypatch.setattr(VmcryptModule, "exit_json", lambda self, **kw: (_ for _ in ()).throw(_Exit("exit", kw)))
-    monkeypatch.setattr(VmcryptModule, "fail_json", lambda self, **kw: (_ for _ in ()).throw(_Exit("fail", kw)))
+    def raiser(kind):
+
+        def leave(self, **payload):
+            raise _Exit(kind, payload)
+        return leave
+    monkeypatch.setattr(VmcryptModule, "exit_json", raiser("exit"))
+    monkeypatch.setattr(VmcryptModule, "fail_json", raiser("fail"))
     return set_args
 
 

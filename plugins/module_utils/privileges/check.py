@@ -60,9 +60,12 @@ class PrivilegeCheck:
         return retrieve(self.client, vim.VirtualMachine, VM_PATHS, objects=[vm])[0]
 
     def _names(self, entities):
+        by_kind = {}
+        for entity in entities:
+            by_kind.setdefault(type(entity), []).append(entity)
         names = {}
-        for kind in set(type(entity) for entity in entities):
-            for item in retrieve(self.client, kind, ["name"], objects=[e for e in entities if type(e) is kind]):
+        for kind, group in by_kind.items():
+            for item in retrieve(self.client, kind, ["name"], objects=group):
                 names[item.moid] = item.get("name")
         return names
 
