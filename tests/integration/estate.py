@@ -43,6 +43,7 @@ VADP_PRIVILEGES = [
     "VirtualMachine.Config.AdvancedConfig",
     "VirtualMachine.Config.ChangeTracking",
     "VirtualMachine.Config.DiskLease",
+    "VirtualMachine.Config.EditDevice",
     "VirtualMachine.Config.RemoveDisk",
     "VirtualMachine.Config.Resource",
     "VirtualMachine.Config.Settings",
@@ -286,15 +287,20 @@ class EstateBuilder(object):
             if role.roleId != role_id:
                 raise RuntimeError("AddAuthorizationRole returned %r, role list has %r" % (role_id, role.roleId))
             roles[name] = {"id": role.roleId, "privileges": sorted(role.privilege)}
-        # SetEntityPermissions replaces the entity's list in the simulator: set both at once.
-        permissions = [vim.AuthorizationManager.Permission(
-            entity=self.datacenter, principal=p["principal"], group=False, roleId=roles[p["role"]]["id"], propagate=True)
-            for _, p in sorted(PRINCIPALS.items())]
-        auth.SetEntityPermissions(entity=self.datacenter, permission=permissions)
+        # On the root folder, as for a real backup account: the Global.*
+        # privileges count only there. SetEntityPermissions replaces the
+        # entity's list in the simulator, so the administrator's Admin
+        # permission is kept and the principals are added in one call.
+        root = self.content.rootFolder
+        kept = [p for p in auth.RetrieveEntityPermissions(entity=root, inherited=False)
+                if p.principal not in set(q["principal"] for q in PRINCIPALS.values())]
+        permissions = kept + [vim.AuthorizationManager.Permission(
+            entity=root, principal=p["principal"], group=False, roleId=roles[p["role"]]["id"], propagate=True)
+            for p in sorted(PRINCIPALS.values(), key=lambda entry: entry["principal"])]
+        auth.SetEntityPermissions(entity=root, permission=permissions)
         principals = {}
         for short_name, p in PRINCIPALS.items():
-            principals[short_name] = dict(p, role_id=roles[p["role"]]["id"],
-                                          entity=self.datacenter._moId, propagate=True)
+            principals[short_name] = dict(p, role_id=roles[p["role"]]["id"], entity=root._moId, propagate=True)
         return roles, principals
 
 

@@ -181,7 +181,7 @@ def test_roles_differ_only_by_crypto_privileges(vcsim_si, estate):
     assert "VirtualMachine.Provisioning.DiskRandomRead" in nocrypto["privileges"]
 
 
-def test_principals_have_propagating_permissions_on_the_datacenter(vcsim, vcsim_si, estate):
+def test_principals_have_propagating_permissions_on_the_root_folder(vcsim, vcsim_si, estate):
     auth = vcsim_si.RetrieveContent().authorizationManager
     vm = vim.VirtualMachine(estate["vms"]["crypt-vm01"]["moid"], vcsim_si._stub)
     inherited = auth.RetrieveEntityPermissions(entity=vm, inherited=True)
@@ -190,7 +190,7 @@ def test_principals_have_propagating_permissions_on_the_datacenter(vcsim, vcsim_
         permission = by_principal[principal["principal"]]
         assert permission.roleId == principal["role_id"]
         assert permission.propagate is True
-        assert permission.entity._moId == principal["entity"] == estate["datacenter"]["moid"]
+        assert permission.entity._moId == principal["entity"] == vcsim_si.RetrieveContent().rootFolder._moId
         # Each principal can log in with its own password.
         si = vcsim.connect(principal["login"], principal["password"])
         assert si.RetrieveContent().sessionManager.currentSession.userName == principal["login"]
