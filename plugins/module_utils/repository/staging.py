@@ -283,9 +283,12 @@ class DiskWriter(object):
             raise InvalidRequestError("disk %s: write at %d of %d bytes passes the capacity %d" % (self.key, offset, size, self.capacity))
         if size % self.chunk_size and offset + size != self.capacity:
             raise InvalidRequestError("disk %s: block at %d is not a whole number of chunks" % (self.key, offset))
+        if size <= self.chunk_size and isinstance(data, bytes):
+            self._write_block(offset // self.chunk_size, data)  # the common case: no copy
+            return
         view = memoryview(data)
         for start in range(0, size, self.chunk_size):
-            self._write_block((offset + start) // self.chunk_size, view[start:start + self.chunk_size])
+            self._write_block((offset + start) // self.chunk_size, bytes(view[start:start + self.chunk_size]))
 
     def _write_block(self, number, block):
         if self._is_zero(block):
