@@ -47,8 +47,11 @@ def _plan(repository, abandoned_after, rules, now):
         removed.extend(by_id[backup_id] for backup_id in drop)
     staged_keep = []
     abandoned = []
+    committed = set(repository.backup_ids())
     for staged in repository.list_staged():
-        if not staged["in_use"] and staged["last_change"] < now - abandoned_after:
+        if staged["backup_id"] in committed and not staged["in_use"]:
+            abandoned.append(staged)  # a commit stopped between writing the manifest and cleaning up
+        elif not staged["in_use"] and staged["last_change"] < now - abandoned_after:
             abandoned.append(staged)
         else:
             staged_keep.append(staged)
@@ -79,8 +82,11 @@ def prune(repository, dry_run=False, abandoned_after=24 * 3600.0, keep_last=0, k
     backend = repository.backend
     now = time.time()
     lock = None
-    stale = [name for name in locks.list_locks(backend)
-             if (lambda info: info is not None and locks.is_stale(info))(locks.read_lock(backend, name))]
+    stale = []
+    for name in locks.list_locks(backend):
+        info = locks.read_lock(backend, name)
+        if info is not None and locks.is_stale(info):
+            stale.append(name)
     if dry_run:
         live = locks.live_locks(backend)
         if live:

@@ -75,3 +75,17 @@ def test_unreadable_manifest_stops_the_prune(history):
     with pytest.raises(IntegrityError, match="prune refused"):
         repo.prune(keep_last=1)
     assert repo.chunks.list_ids() == chunks
+
+
+def test_staging_left_by_a_commit_that_stopped_after_the_manifest_is_cleaned(repo):
+    staged = repo.start_backup(APP)
+    with staged.open_disk("2000", CHUNK) as writer:
+        writer.write(0, os.urandom(CHUNK))
+    item = staged.commit()
+    # put a staged part back, as if the process died before removing the staging folder
+    staged._write_part("vm", {"backup_id": item.backup_id, "vm": APP, "started": "x", "base_backup_id": None,
+                              "tags": {}})
+    report = repo.prune()
+    assert [s["backup_id"] for s in report["abandoned_staged_backups"]] == [item.backup_id]
+    assert report["chunks_removed"] == 0 and repo.list_staged() == []
+    assert read_back(repo, item.backup_id, "2000")
