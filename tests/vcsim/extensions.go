@@ -14,6 +14,8 @@ import (
 func registerExtensions(model *simulator.Model, opts *options) {
 	installAuthorization(model, opts.username)
 	simulator.RegisterEndpoint(servePBMAtSDKPath)
+	// Storage policies of VM homes and disks, as PBM reports them.
+	installPolicyAssociations(model)
 }
 
 // servePBMAtSDKPath answers PBM requests at /pbm/sdk, where real vCenter
