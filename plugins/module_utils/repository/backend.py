@@ -153,7 +153,15 @@ class LocalBackend(Backend):
         temp = os.path.join(directory, TEMP_PREFIX + uuid.uuid4().hex)
         try:
             self._ensure_dir(directory)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except OSError as error:
+                if error.errno != errno.ENOENT:
+                    raise
+                # the folder was removed since we made it (by us or another process)
+                self._made_dirs.discard(directory)
+                self._ensure_dir(directory)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 view = memoryview(data)
                 while view:
@@ -249,8 +257,10 @@ class LocalBackend(Backend):
 
     def delete_dir(self, prefix):
         """Remove an empty folder; a missing one is not an error."""
+        path = self._path(prefix)
+        self._made_dirs.discard(path)
         try:
-            os.rmdir(self._path(prefix))
+            os.rmdir(path)
         except OSError as error:
             if error.errno not in (errno.ENOENT, errno.ENOTEMPTY):
                 raise _os_error(error, "deleting", prefix)
