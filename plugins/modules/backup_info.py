@@ -17,7 +17,7 @@ description:
   - Never returns secrets. It says B(whether) the C(encryption.bundle) and NVRAM were saved, never their value.
   - Staged (uncommitted) backups are never listed as backups; O(staged=true) lists them separately.
 author:
-  - vmcrypt.backup maintainers
+  - vmcrypt.backup maintainers (@vmcrypt-backup)
 extends_documentation_fragment:
   - vmcrypt.backup.repository
 options:
@@ -43,6 +43,7 @@ notes:
   - Supports check mode; it changes nothing.
 attributes:
   check_mode:
+    description: Can run in check mode and return the same facts, since it changes nothing.
     support: full
 """
 

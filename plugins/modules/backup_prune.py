@@ -21,7 +21,7 @@ description:
     Locks of dead processes are detected and removed.
   - In check mode nothing is deleted and no lock is taken; the result says what would be deleted.
 author:
-  - vmcrypt.backup maintainers
+  - vmcrypt.backup maintainers (@vmcrypt-backup)
 extends_documentation_fragment:
   - vmcrypt.backup.repository
 options:
@@ -52,6 +52,7 @@ notes:
   - Retention is applied per VM, keyed by instance uuid, else BIOS uuid, else name.
 attributes:
   check_mode:
+    description: In check mode nothing is deleted and no lock is taken; the result is the plan a real run would carry out.
     support: full
 """
 

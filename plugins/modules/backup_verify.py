@@ -18,7 +18,7 @@ description:
     for large repositories.
   - Fails the task when a problem is found, unless O(fail_on_error=false).
 author:
-  - vmcrypt.backup maintainers
+  - vmcrypt.backup maintainers (@vmcrypt-backup)
 extends_documentation_fragment:
   - vmcrypt.backup.repository
 options:
@@ -43,6 +43,7 @@ notes:
   - Supports check mode; it changes nothing. It takes a shared lock, so it does not run beside a prune.
 attributes:
   check_mode:
+    description: Can run in check mode and return the same report, since it changes nothing (it only writes and removes its own lock file).
     support: full
 """
 

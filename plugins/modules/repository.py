@@ -19,7 +19,7 @@ description:
   - Idempotent. Creating an existing repository opens it; adding a slot that the given credential already
     opens changes nothing; removing an absent slot changes nothing.
 author:
-  - vmcrypt.backup maintainers
+  - vmcrypt.backup maintainers (@vmcrypt-backup)
 extends_documentation_fragment:
   - vmcrypt.backup.repository
 options:
@@ -61,6 +61,9 @@ notes:
   - Supports check mode; a repository that does not exist yet is reported as it would be created.
 attributes:
   check_mode:
+    description:
+      - Can run in check mode and report whether the repository would be created and which key slot
+        would be added or removed, without writing anything.
     support: full
 """
 

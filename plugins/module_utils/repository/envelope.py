@@ -31,9 +31,8 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors i
 
 try:
     from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 except ImportError:  # reported by the module wrapper
-    InvalidTag = AESGCM = None
+    InvalidTag = None
 
 try:
     import zstandard
@@ -84,7 +83,7 @@ def compress_if_it_pays(data):
 
 
 def seal(aead, magic, context, data, compress=True):
-    """Encrypt ``data`` into the envelope; ``aead`` is an ``AESGCM`` object."""
+    """Encrypt ``data`` into the envelope; ``aead`` is a ``cryptography`` ``AESGCM`` object."""
     payload, flags = compress_if_it_pays(data) if compress else (data, 0)
     header = HEADER.pack(magic, VERSION, flags, 0)
     nonce = os.urandom(NONCE_SIZE)

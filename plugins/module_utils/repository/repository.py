@@ -336,4 +336,3 @@ def credential_from(password=None, key_file=None):
     if password:
         return keyslots.Credential.from_password(password)
     raise InvalidRequestError("the repository needs a password (repository_password or VMCRYPT_REPOSITORY_PASSWORD) or a key file")
-
