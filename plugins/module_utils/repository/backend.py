@@ -34,11 +34,13 @@ class Backend(object):
 
     location = None
 
-    def put(self, name, data, overwrite=True):
+    def put(self, name, data, overwrite=True, durable=True):
         """Store ``data`` under ``name`` atomically: readers see all or nothing.
 
         With ``overwrite=False`` an existing file is left alone and False is
         returned (chunks are content addressed, so either copy is right).
+        ``durable=False`` skips the flush to stable storage, for files that
+        are worthless after a power loss anyway (lock files).
         """
         raise NotImplementedError
 
@@ -145,7 +147,7 @@ class LocalBackend(Backend):
         finally:
             os.close(fd)
 
-    def put(self, name, data, overwrite=True):
+    def put(self, name, data, overwrite=True, durable=True):
         path = self._path(name)
         directory = os.path.dirname(path)
         if not overwrite and os.path.exists(path):
@@ -167,7 +169,7 @@ class LocalBackend(Backend):
                 while view:
                     written = os.write(fd, view)
                     view = view[written:]
-                if self.fsync:
+                if self.fsync and durable:
                     os.fsync(fd)
             finally:
                 os.close(fd)
@@ -184,7 +186,8 @@ class LocalBackend(Backend):
             except OSError:
                 pass
             raise _os_error(error, "writing", name)
-        self._fsync_dir(directory)
+        if durable:
+            self._fsync_dir(directory)
         return True
 
     @staticmethod

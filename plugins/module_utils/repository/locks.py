@@ -91,7 +91,8 @@ class Lock(object):
 
     def _write(self):
         self.info["heartbeat"] = time.time()
-        self.backend.put(self.name, json.dumps(self.info, sort_keys=True).encode("utf-8"))
+        # not flushed to disk: after a power loss the holder is dead and its lock worthless
+        self.backend.put(self.name, json.dumps(self.info, sort_keys=True).encode("utf-8"), durable=False)
 
     def _beat(self):
         while not self._stop.wait(self._interval):
