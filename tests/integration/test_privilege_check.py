@@ -116,5 +116,7 @@ def test_restore_of_encrypted_vm_needs_cryptographer_privileges(tmp_path, vcsim,
 def test_principal_without_any_permission_holds_nothing(tmp_path, vcsim, estate, principal):
     result = check(tmp_path, vcsim, {"name": "plain-vm01", "transports": ["nbdssl"], "principal": principal})
     assert result["allowed_transports"] == []
+    assert result["reasons"][0] == ("%s holds none of the needed privileges on these entities: check the name "
+                                    "(DOMAIN\\user or user@domain) and its permissions" % principal)
     assert "VirtualMachine.State.CreateSnapshot" in [
         privilege for entry in result["missing_privileges"] for privilege in entry["privileges"]]

@@ -145,6 +145,9 @@ class PrivilegeCheck:
         entity_names = dict((role, ", ".join("%s (%s)" % (names.get(e._moId, e._moId), e._moId) for e in group))
                             for role, group in entities.items())
         decision = decide(phase, transports, encrypted, proxy_encrypted, granted, entity_names)
+        if self.principal and not any(granted.values()):
+            decision.reasons.insert(0, "%s holds none of the needed privileges on these entities: check the name "
+                                       "(DOMAIN\\user or user@domain) and its permissions" % self.principal)
         missing = [{"role": role,
                     "entities": [{"moid": e._moId, "name": names.get(e._moId)} for e in entities.get(role, [])],
                     "privileges": privileges}
