@@ -15,7 +15,9 @@ wall time and peak RSS (from wait4) are its own:
    (what disk_export does when QueryChangedDiskAreas reports nothing changed)
 5. restic second backup (``--stdin`` re-reads everything: it has no change list)
 
-Throughput is image size / wall time.  restic comes from Debian: ``apt-get install restic``.
+Throughput is image size / wall time.  Before each step the page cache's dirty
+pages are flushed (``sync``, untimed) so that no step pays for the writeback of
+the image or of the previous step; the image itself stays cached for both tools.  restic comes from Debian: ``apt-get install restic``.
 """
 import argparse
 import json
@@ -112,7 +114,12 @@ def _vmcrypt_step(mode, repo_path, image, threads, base_id):
 
 
 def _measure(command, env=None, stdin_path=None):
-    """(wall seconds, peak RSS bytes, stdout) of a child process."""
+    """(wall seconds, peak RSS bytes, stdout) of a child process.
+
+    Dirty pages left by earlier steps (the image, the other tool's repository)
+    are flushed first, untimed, so no step pays for another's writeback.
+    """
+    os.sync()
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     start = time.perf_counter()
     process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -144,14 +151,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-gib", type=float, default=3.0, help="image size in GiB (default 3)")
     parser.add_argument("--workdir", help="where the image and repositories go (default: a new temp dir)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="vmcrypt writer threads")
+    parser.add_argument("--threads", type=int, default=0, help="vmcrypt writer threads (default: the library's)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--step", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
         mode, repo_path, image, threads, base_id = args.step
-        _vmcrypt_step(mode, repo_path, image, int(threads), None if base_id == "-" else base_id)
+        _vmcrypt_step(mode, repo_path, image, int(threads) or None, None if base_id == "-" else base_id)
         return
     restic = shutil.which("restic")
     if not restic:

@@ -313,9 +313,11 @@ class DiskWriter(object):
         """Write an iterable of (offset, bytes) with a pool of threads; bounded memory.
 
         At most ``max_pending`` blocks (default 2 per thread) are in flight.
+        ``threads`` defaults to twice the CPUs, at least 4 and at most 8: a
+        thread waiting in ``fsync`` leaves its CPU to the others.
         Returns the statistics so far.
         """
-        threads = threads or min(8, os.cpu_count() or 1)
+        threads = threads or min(8, max(4, 2 * (os.cpu_count() or 1)))
         pending = threading.BoundedSemaphore(max_pending or 2 * threads)
         errors = []
 
