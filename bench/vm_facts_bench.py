@@ -26,7 +26,9 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, ".build", "collections"))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
 
+from playbook import ansible_environment, ansible_playbook_command  # noqa: E402
 from vcsim import Vcsim  # noqa: E402
+from vsphere_env import vmware_env  # noqa: E402
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import collect_vm_crypto_facts  # noqa: E402
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient  # noqa: E402
@@ -116,29 +118,13 @@ def per_vm_walk(simulator):
     return facts
 
 
-def ansible_env(simulator):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO_ROOT, ".build", "collections"),
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_LOCALHOST_WARNING": "False",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
-        "ANSIBLE_FORKS": "1",
-        "VMWARE_HOST": simulator.host, "VMWARE_PORT": str(simulator.port),
-        "VMWARE_USER": simulator.username, "VMWARE_PASSWORD": simulator.password,
-        "VMWARE_VALIDATE_CERTS": "false",
-    })
-    return env
-
-
 def run_playbook(simulator, tasks, workdir):
     import yaml
     path = os.path.join(workdir, "bench.yml")
     with open(path, "w") as handle:
         yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], handle)
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local", path]
-    completed = subprocess.run(command, env=ansible_env(simulator), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               universal_newlines=True, check=False)
+    completed = subprocess.run(ansible_playbook_command(path), env=ansible_environment(vmware_env(simulator)),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError("playbook failed:\n" + completed.stdout[-3000:])
 

@@ -17,24 +17,15 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "integration"))
 
 from estate import build_estate, estate_logins  # noqa: E402
+from playbook import ansible_environment, ansible_playbook_command  # noqa: E402
 from vcsim import Vcsim  # noqa: E402
+from vsphere_env import vmware_env  # noqa: E402
 
 
 def run_report(simulator, extra_vars):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(REPO_ROOT, ".build", "collections"),
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_LOCALHOST_WARNING": "False",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
-        "VMWARE_HOST": simulator.host,
-        "VMWARE_PORT": str(simulator.port),
-        "VMWARE_USER": simulator.username,
-        "VMWARE_PASSWORD": simulator.password,
-        "VMWARE_VALIDATE_CERTS": "false",
-    })
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-               os.path.join(REPO_ROOT, "playbooks", "crypto_report.yml")]
+    env = ansible_environment(vmware_env(simulator))
+    env.pop("ANSIBLE_NOCOLOR")  # a person reads this one
+    command = ansible_playbook_command(os.path.join(REPO_ROOT, "playbooks", "crypto_report.yml"))
     # JSON, not key=value: key=value parsing would turn the "\n" of "VSPHERE.LOCAL\nocrypto" into a newline.
     command += ["-e", json.dumps(extra_vars)]
     return subprocess.call(command, env=env)

@@ -21,6 +21,25 @@ class PlaybookRun(object):
         return self.results[task_name]
 
 
+def ansible_environment(extra=None):
+    """Environment for an ansible-playbook run of the checkout's collection."""
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+    })
+    env.update(extra or {})
+    return env
+
+
+def ansible_playbook_command(playbook_path, *arguments):
+    return [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+            playbook_path] + list(arguments)
+
+
 def run_playbook(workdir, tasks, extra_vars=None, env=None, check=False, module_defaults=None):
     """Write a one-play playbook of ``tasks`` for localhost and run it.
 
@@ -35,8 +54,7 @@ def run_playbook(workdir, tasks, extra_vars=None, env=None, check=False, module_
     with open(playbook_path, "w") as handle:
         yaml.safe_dump([play], handle, sort_keys=False)
     results_path = os.path.join(str(workdir), "results.json")
-    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-               "-i", "localhost,", "-c", "local", playbook_path]
+    command = ansible_playbook_command(playbook_path)
     if check:
         command.append("--check")
     if extra_vars:
@@ -44,15 +62,9 @@ def run_playbook(workdir, tasks, extra_vars=None, env=None, check=False, module_
         with open(vars_path, "w") as handle:
             json.dump(extra_vars, handle)
         command += ["-e", "@" + vars_path]
-    run_env = dict(os.environ)
-    run_env.update({
-        "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
+    run_env = ansible_environment({
         "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS,
         "ANSIBLE_CALLBACKS_ENABLED": "record_results",
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "False",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
         "VMCRYPT_TEST_RESULTS_FILE": results_path,
     })
     run_env.update(env or {})
