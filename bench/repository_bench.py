@@ -15,6 +15,8 @@ wall time and peak RSS (from wait4) are its own:
    (what disk_export does when QueryChangedDiskAreas reports nothing changed)
 5. restic second backup (``--stdin`` re-reads everything: it has no change list)
 
+All five steps run ``--repeat`` times (default 3), each time into fresh
+repositories, and the medians are reported: the machine is usually shared.
 Throughput is image size / wall time.  Before each step the page cache's dirty
 pages are flushed (``sync``, untimed) so that no step pays for the writeback of
 the image or of the previous step; the image itself stays cached for both tools.  restic comes from Debian: ``apt-get install restic``.
@@ -24,6 +26,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -136,6 +139,48 @@ def _measure(command, env=None, stdin_path=None):
     return wall, usage.ru_maxrss * 1024, out.decode()
 
 
+STEPS = ("vmcrypt first backup", "restic first backup", "vmcrypt second backup, unchanged, re-read",
+         "vmcrypt second backup, unchanged, CBT", "restic second backup, unchanged")
+
+
+def _one_run(workdir, image, size, me, restic, restic_backup, threads):
+    """The five steps into fresh repositories; returns their figures."""
+    ours = os.path.join(workdir, "vmcrypt-repo")
+    theirs = os.path.join(workdir, "restic-repo")
+    for path in (ours, theirs):
+        shutil.rmtree(path, ignore_errors=True)
+    env = dict(os.environ, RESTIC_PASSWORD=PASSWORD, RESTIC_REPOSITORY=theirs,
+               RESTIC_CACHE_DIR=os.path.join(workdir, "restic-cache"))
+    subprocess.run([restic, "init", "--repository-version", "2"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    steps = {}
+
+    def record(name, wall, rss):
+        steps[name] = {"seconds": round(wall, 2), "mib_per_s": round(size / MIB / wall, 1),
+                       "peak_rss_mib": round(rss / MIB, 1)}
+        print("%-44s %7.2f s %8.1f MiB/s  peak RSS %6.1f MiB" % (name, wall, size / MIB / wall, rss / MIB), flush=True)
+
+    wall, rss, out = _measure(me + ["first", ours, image, str(threads), "-"])
+    first_id = json.loads(out)["backup_id"]
+    record(STEPS[0], wall, rss)
+    ours_size = _dir_size(ours)
+    wall, rss, _out = _measure(restic_backup, env=env, stdin_path=image)
+    record(STEPS[1], wall, rss)
+    theirs_size = _dir_size(theirs)
+    wall, rss, _out = _measure(me + ["reread", ours, image, str(threads), first_id])
+    record(STEPS[2], wall, rss)
+    wall, rss, _out = _measure(me + ["cbt", ours, image, str(threads), first_id])
+    record(STEPS[3], wall, rss)
+    wall, rss, _out = _measure(restic_backup, env=env, stdin_path=image)
+    record(STEPS[4], wall, rss)
+    ratios = {"first": round(steps[STEPS[1]]["seconds"] / steps[STEPS[0]]["seconds"], 2),
+              "second_reread": round(steps[STEPS[4]]["seconds"] / steps[STEPS[2]]["seconds"], 2),
+              "second_cbt": round(steps[STEPS[4]]["seconds"] / steps[STEPS[3]]["seconds"], 2)}
+    for path in (ours, theirs):
+        shutil.rmtree(path, ignore_errors=True)
+    return {"steps": steps, "ratios": ratios, "repository_bytes": {"vmcrypt": ours_size, "restic": theirs_size}}
+
+
 def _dir_size(path):
     total = 0
     for directory, _dirs, files in os.walk(path):
@@ -152,6 +197,8 @@ def main():
     parser.add_argument("--size-gib", type=float, default=3.0, help="image size in GiB (default 3)")
     parser.add_argument("--workdir", help="where the image and repositories go (default: a new temp dir)")
     parser.add_argument("--threads", type=int, default=0, help="vmcrypt writer threads (default: the library's)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of all steps, each into fresh repositories; medians are reported (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--step", nargs=5, help=argparse.SUPPRESS)
@@ -177,48 +224,40 @@ def main():
         counts = make_image(image, size)
         composition = dict((kind, "%d MiB" % (count * REGION // MIB)) for kind, count in counts.items())
         print("composition: %s" % composition, flush=True)
-        ours = os.path.join(workdir, "vmcrypt-repo")
-        theirs = os.path.join(workdir, "restic-repo")
-        env = dict(os.environ, RESTIC_PASSWORD=PASSWORD, RESTIC_REPOSITORY=theirs, RESTIC_CACHE_DIR=os.path.join(workdir, "restic-cache"))
-        subprocess.run([restic, "init", "--repository-version", "2"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         me = [sys.executable, os.path.abspath(__file__), "--step"]
-        results = []
-
-        def record(name, wall, rss):
-            results.append({"step": name, "seconds": round(wall, 2), "mib_per_s": round(size / MIB / wall, 1),
-                            "peak_rss_mib": round(rss / MIB, 1)})
-            print("%-44s %7.2f s %8.1f MiB/s  peak RSS %6.1f MiB" % (name, wall, size / MIB / wall, rss / MIB), flush=True)
-
-        wall, rss, out = _measure(me + ["first", ours, image, str(args.threads), "-"])
-        first_id = json.loads(out)["backup_id"]
-        record("vmcrypt first backup", wall, rss)
-        ours_size = _dir_size(ours)
         restic_backup = [restic, "backup", "--stdin", "--stdin-filename", "disk.img", "--quiet"]
-        wall, rss, _out = _measure(restic_backup, env=env, stdin_path=image)
-        record("restic first backup", wall, rss)
-        theirs_size = _dir_size(theirs)
-        wall, rss, _out = _measure(me + ["reread", ours, image, str(args.threads), first_id])
-        record("vmcrypt second backup, unchanged, re-read", wall, rss)
-        wall, rss, _out = _measure(me + ["cbt", ours, image, str(args.threads), first_id])
-        record("vmcrypt second backup, unchanged, CBT", wall, rss)
-        wall, rss, _out = _measure(restic_backup, env=env, stdin_path=image)
-        record("restic second backup, unchanged", wall, rss)
-        by = dict((item["step"], item) for item in results)
+        runs = []
+        for repetition in range(args.repeat):
+            print("-- run %d of %d" % (repetition + 1, args.repeat), flush=True)
+            runs.append(_one_run(workdir, image, size, me, restic, restic_backup, args.threads))
+        steps = []
+        for name in STEPS:
+            seconds = sorted(run["steps"][name]["seconds"] for run in runs)
+            steps.append({"step": name, "median_seconds": round(statistics.median(seconds), 2),
+                          "best_seconds": seconds[0], "all_seconds": [run["steps"][name]["seconds"] for run in runs],
+                          "median_mib_per_s": round(size / MIB / statistics.median(seconds), 1),
+                          "peak_rss_mib": max(run["steps"][name]["peak_rss_mib"] for run in runs)})
+        median = dict((item["step"], item["median_seconds"]) for item in steps)
         ratios = {
-            "first_backup_speedup": round(by["restic first backup"]["seconds"] / by["vmcrypt first backup"]["seconds"], 2),
-            "second_backup_speedup_reread": round(by["restic second backup, unchanged"]["seconds"]
-                                                  / by["vmcrypt second backup, unchanged, re-read"]["seconds"], 2),
-            "second_backup_speedup_cbt": round(by["restic second backup, unchanged"]["seconds"]
-                                               / by["vmcrypt second backup, unchanged, CBT"]["seconds"], 2),
+            "first_backup_speedup": round(median[STEPS[1]] / median[STEPS[0]], 2),
+            "second_backup_speedup_reread": round(median[STEPS[4]] / median[STEPS[2]], 2),
+            "second_backup_speedup_cbt": round(median[STEPS[4]] / median[STEPS[3]], 2),
+            "per_run": [run["ratios"] for run in runs],
         }
         summary = {
-            "image_bytes": size, "composition": composition, "cpus": os.cpu_count(), "threads": args.threads,
-            "restic": restic_version, "python": sys.version.split()[0], "steps": results, "ratios": ratios,
-            "repository_bytes": {"vmcrypt": ours_size, "restic": theirs_size},
+            "image_bytes": size, "composition": composition, "cpus": os.cpu_count(),
+            "threads": args.threads or "library default", "repeat": args.repeat,
+            "restic": restic_version, "python": sys.version.split()[0], "steps": steps, "ratios": ratios,
+            "repository_bytes": runs[-1]["repository_bytes"],
         }
-        print("vmcrypt repository %.1f MiB, restic repository %.1f MiB" % (ours_size / MIB, theirs_size / MIB))
-        print("speed-up over restic: first %.2fx, unchanged second %.2fx (re-read), %.2fx (CBT)"
+        print("== medians of %d run(s)" % args.repeat)
+        for item in steps:
+            print("%-44s %7.2f s %8.1f MiB/s  peak RSS %6.1f MiB  (all: %s)"
+                  % (item["step"], item["median_seconds"], item["median_mib_per_s"], item["peak_rss_mib"],
+                     ", ".join("%.2f" % value for value in item["all_seconds"])))
+        sizes = summary["repository_bytes"]
+        print("vmcrypt repository %.1f MiB, restic repository %.1f MiB" % (sizes["vmcrypt"] / MIB, sizes["restic"] / MIB))
+        print("speed-up over restic (medians): first %.2fx, unchanged second %.2fx (re-read), %.2fx (CBT)"
               % (ratios["first_backup_speedup"], ratios["second_backup_speedup_reread"],
                  ratios["second_backup_speedup_cbt"]))
         print(json.dumps(summary, indent=1))
