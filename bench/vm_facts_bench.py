@@ -47,7 +47,7 @@ GUEST_INFO_PROPERTIES = [
 def timed(function, repeat=1):
     durations = []
     result = None
-    for _ in range(repeat):
+    for _attempt in range(repeat):
         start = time.perf_counter()
         result = function()
         durations.append(time.perf_counter() - start)
@@ -61,7 +61,7 @@ def client_for(simulator):
 
 def one_call(simulator):
     with client_for(simulator) as client:
-        facts, _warnings = collect_vm_crypto_facts(client, VmFinder(client))
+        facts = collect_vm_crypto_facts(client, VmFinder(client))[0]
     return facts
 
 
@@ -165,7 +165,7 @@ def main():
         seconds, facts = timed(lambda: one_call(simulator), args.repeat)
         count = len(facts)
         rows.append(("vmcrypt.backup module_utils, one PropertyCollector + one PBM call", count, seconds, seconds))
-        seconds, _ = timed(lambda: module_run(simulator, workdir), args.repeat)
+        seconds = timed(lambda: module_run(simulator, workdir), args.repeat)[0]
         rows.append(("vmcrypt.backup.vm_crypto_info in ansible-playbook (whole task)", count, seconds, seconds))
         seconds, walked = timed(lambda: per_vm_walk(simulator), 1)
         rows.append(("pyVmomi per VM, config read once per VM", len(walked), seconds, seconds))
@@ -173,7 +173,7 @@ def main():
         rows.append(("pyVmomi per VM, vm.config.X for each fact", len(walked), seconds, seconds))
         if have_guest_info():
             sample = sorted(fact["name"] for fact in facts)[:args.guest_info_sample]
-            seconds, _ = timed(lambda: guest_info_runs(simulator, sample, workdir), 1)
+            seconds = timed(lambda: guest_info_runs(simulator, sample, workdir), 1)[0]
             rows.append(("community.vmware.vmware_guest_info, one task per VM (sample, scaled)", len(sample),
                          seconds, seconds / len(sample) * count))
         else:

@@ -21,11 +21,12 @@ def module_args(monkeypatch):
     def set_args(args):
         monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args})))
         monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
-    def raiser(kind):
 
+    def raiser(kind):
         def leave(self, **payload):
             raise _Exit(kind, payload)
         return leave
+
     monkeypatch.setattr(VmcryptModule, "exit_json", raiser("exit"))
     monkeypatch.setattr(VmcryptModule, "fail_json", raiser("fail"))
     return set_args
