@@ -13,9 +13,9 @@ SANITY_ROOT := build/sanity/ansible_collections/vmcrypt/backup
 PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
 VCSIM_BIN := tests/vcsim/bin/vcsim-launcher
 
-.PHONY: setup venv vcsim collection test unit integration sanity demo bench-vm-facts bench-repository clean
+.PHONY: setup venv vcsim vddk-double collection test unit integration sanity demo bench-vm-facts bench-repository clean
 
-setup: venv vcsim collection
+setup: venv vcsim vddk-double collection
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,15 @@ vcsim: $(VCSIM_BIN)
 
 $(VCSIM_BIN): $(wildcard tests/vcsim/*.go) tests/vcsim/go.mod
 	cd tests/vcsim && go build -o bin/vcsim-launcher .
+
+# A C stand-in for libvixDiskLib (VDDK's ABI, serving vcsim's datastore files).
+VDDK_DOUBLE := tests/vddk_double/build/lib64/libvixDiskLib.so.8
+vddk-double: $(VDDK_DOUBLE)
+
+$(VDDK_DOUBLE): tests/vddk_double/vddk_double.c tests/vddk_double/vddk_abi.h
+	mkdir -p $(@D)
+	gcc -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden -shared \
+	    -Wl,-soname,libvixDiskLib.so.8 -o $@ $< -lpthread
 
 # ansible-playbook and the unit tests find the collection through this link.
 collection:

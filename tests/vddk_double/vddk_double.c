@@ -1,0 +1,921 @@
+/* A stand-in for libvixDiskLib with the VDDK 7.x/8.x ABI, for tests only.
+ *
+ * It serves "[datastore] dir/disk.vmdk" from vcsim's datastore folders: the
+ * descriptor names a flat extent, reads and writes go to that file, and the
+ * holes of the file are the unallocated blocks.  It checks connection
+ * parameters the way vCenter would refuse them, chooses a transport mode
+ * from the caller's list, injects faults, and appends one JSON line per call
+ * to a log file.  Configuration: key=value lines in the file named by
+ * VMCRYPT_VDDK_DOUBLE_CONFIG, re-read at every InitEx and ConnectEx:
+ *
+ *   datastore.NAME=/local/folder     one per datastore
+ *   thumbprint=AA:BB:...             vCenter's SHA-1 thumbprint (required)
+ *   snapshot=snapshot-N              known snapshot morefs (repeatable)
+ *   vm=vm-N                          known VMs (repeatable; none = any)
+ *   encrypted=[DS] dir/disk.vmdk     encrypted disks (repeatable)
+ *   hotadd=0|1                       this "proxy" can hot-add disks
+ *   proxy_encrypted=0|1              the proxy VM is encrypted
+ *   log=/path/calls.jsonl            call log (appended)
+ *   fault.read_error_offset=BYTES    a Read covering this byte fails
+ *   fault.drop_after_reads=N         after N reads the connection is lost
+ *   fault.read_delay_ms=MS           every Read sleeps this long
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vddk_abi.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define MAX_ITEMS 64
+#define CONN_MAGIC 0x636f6e6eu
+#define DISK_MAGIC 0x6469736bu
+
+struct config {
+    char *ds_name[MAX_ITEMS];
+    char *ds_dir[MAX_ITEMS];
+    int n_ds;
+    char *snapshots[MAX_ITEMS];
+    int n_snapshots;
+    char *vms[MAX_ITEMS];
+    int n_vms;
+    char *encrypted[MAX_ITEMS];
+    int n_encrypted;
+    char *thumbprint;
+    char *log_path;
+    int hotadd;
+    int proxy_encrypted;
+    long long read_error_offset;
+    long drop_after_reads;
+    long read_delay_ms;
+};
+
+struct connection {
+    unsigned magic;
+    char *vmx;
+    char *snapshot;
+    char *transports;
+    int read_only;
+    long reads;
+    int lost;
+};
+
+struct disk {
+    unsigned magic;
+    struct connection *conn;
+    int fd;
+    uint64_t capacity;
+    int read_only;
+    const char *mode;
+    char *path;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct config cfg;
+static int initialized;
+static VixDiskLibGenericLogFunc *log_fn;
+
+/* ---- configuration ------------------------------------------------- */
+
+static void config_clear(void)
+{
+    int i;
+    for (i = 0; i < cfg.n_ds; i++) {
+        free(cfg.ds_name[i]);
+        free(cfg.ds_dir[i]);
+    }
+    for (i = 0; i < cfg.n_snapshots; i++)
+        free(cfg.snapshots[i]);
+    for (i = 0; i < cfg.n_vms; i++)
+        free(cfg.vms[i]);
+    for (i = 0; i < cfg.n_encrypted; i++)
+        free(cfg.encrypted[i]);
+    free(cfg.thumbprint);
+    free(cfg.log_path);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.read_error_offset = -1;
+}
+
+static char *trim(char *text)
+{
+    char *end;
+    while (isspace((unsigned char)*text))
+        text++;
+    end = text + strlen(text);
+    while (end > text && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return text;
+}
+
+static void add_item(char **list, int *count, const char *value)
+{
+    if (*count < MAX_ITEMS)
+        list[(*count)++] = strdup(value);
+}
+
+static void config_load(void)
+{
+    const char *path = getenv("VMCRYPT_VDDK_DOUBLE_CONFIG");
+    char line[4096];
+    FILE *file;
+
+    config_clear();
+    if (path == NULL || (file = fopen(path, "r")) == NULL)
+        return;
+    while (fgets(line, sizeof line, file) != NULL) {
+        char *key = trim(line), *value, *equals;
+        if (*key == '\0' || *key == '#' || (equals = strchr(key, '=')) == NULL)
+            continue;
+        *equals = '\0';
+        value = trim(equals + 1);
+        key = trim(key);
+        if (strncmp(key, "datastore.", 10) == 0 && cfg.n_ds < MAX_ITEMS) {
+            cfg.ds_name[cfg.n_ds] = strdup(key + 10);
+            cfg.ds_dir[cfg.n_ds++] = strdup(value);
+        } else if (strcmp(key, "snapshot") == 0) {
+            add_item(cfg.snapshots, &cfg.n_snapshots, value);
+        } else if (strcmp(key, "vm") == 0) {
+            add_item(cfg.vms, &cfg.n_vms, value);
+        } else if (strcmp(key, "encrypted") == 0) {
+            add_item(cfg.encrypted, &cfg.n_encrypted, value);
+        } else if (strcmp(key, "thumbprint") == 0) {
+            free(cfg.thumbprint);
+            cfg.thumbprint = strdup(value);
+        } else if (strcmp(key, "log") == 0) {
+            free(cfg.log_path);
+            cfg.log_path = strdup(value);
+        } else if (strcmp(key, "hotadd") == 0) {
+            cfg.hotadd = atoi(value);
+        } else if (strcmp(key, "proxy_encrypted") == 0) {
+            cfg.proxy_encrypted = atoi(value);
+        } else if (strcmp(key, "fault.read_error_offset") == 0) {
+            cfg.read_error_offset = atoll(value);
+        } else if (strcmp(key, "fault.drop_after_reads") == 0) {
+            cfg.drop_after_reads = atol(value);
+        } else if (strcmp(key, "fault.read_delay_ms") == 0) {
+            cfg.read_delay_ms = atol(value);
+        }
+    }
+    fclose(file);
+}
+
+static int in_list(char **list, int count, const char *value)
+{
+    int i;
+    for (i = 0; value != NULL && i < count; i++)
+        if (strcmp(list[i], value) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- call log -------------------------------------------------------- */
+
+struct record {
+    char text[8192];
+    size_t used;
+};
+
+static void rec_raw(struct record *r, const char *text)
+{
+    size_t length = strlen(text);
+    if (r->used + length + 1 < sizeof r->text) {
+        memcpy(r->text + r->used, text, length + 1);
+        r->used += length;
+    }
+}
+
+static void rec_string(struct record *r, const char *key, const char *value)
+{
+    char piece[1100];
+    size_t i, n = 0;
+    snprintf(piece, sizeof piece, ",\"%s\":", key);
+    rec_raw(r, piece);
+    if (value == NULL) {
+        rec_raw(r, "null");
+        return;
+    }
+    piece[n++] = '"';
+    for (i = 0; value[i] != '\0' && n < sizeof piece - 8; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c == '"' || c == '\\') {
+            piece[n++] = '\\';
+            piece[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(piece + n, 7, "\\u%04x", c);
+        } else {
+            piece[n++] = (char)c;
+        }
+    }
+    piece[n++] = '"';
+    piece[n] = '\0';
+    rec_raw(r, piece);
+}
+
+static void rec_number(struct record *r, const char *key, unsigned long long value)
+{
+    char piece[128];
+    snprintf(piece, sizeof piece, ",\"%s\":%llu", key, value);
+    rec_raw(r, piece);
+}
+
+static void rec_begin(struct record *r, const char *call)
+{
+    r->used = 0;
+    r->text[0] = '\0';
+    rec_raw(r, "{\"call\":\"");
+    rec_raw(r, call);
+    rec_raw(r, "\"");
+}
+
+static void rec_end(struct record *r, VixError result)
+{
+    int fd;
+    rec_number(r, "result", result);
+    rec_raw(r, "}\n");
+    if (cfg.log_path == NULL)
+        return;
+    fd = open(cfg.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (write(fd, r->text, r->used) < 0)
+            perror("vddk double: call log");
+        close(fd);
+    }
+}
+
+static void emit(const char *fmt, ...)
+{
+    va_list args;
+    if (log_fn == NULL)
+        return;
+    va_start(args, fmt);
+    log_fn(fmt, args);
+    va_end(args);
+}
+
+/* The connection parameters as the log records them: never a secret. */
+static void rec_params(struct record *r, const VixDiskLibConnectParams *params)
+{
+    if (params == NULL) {
+        rec_raw(r, ",\"params\":null");
+        return;
+    }
+    rec_string(r, "vmxSpec", params->vmxSpec);
+    rec_string(r, "serverName", params->serverName);
+    rec_string(r, "thumbPrint", params->thumbPrint);
+    rec_number(r, "port", params->port);
+    rec_number(r, "nfcHostPort", params->nfcHostPort);
+    if (params->credType == VIXDISKLIB_CRED_SESSIONID) {
+        rec_string(r, "credType", "sessionid");
+        rec_number(r, "cookieGiven", params->creds.sessionId.cookie != NULL
+                   && params->creds.sessionId.cookie[0] != '\0');
+        rec_string(r, "userName", params->creds.sessionId.userName);
+        rec_number(r, "keyGiven", params->creds.sessionId.key != NULL);
+    } else if (params->credType == VIXDISKLIB_CRED_UID) {
+        rec_string(r, "credType", "uid");
+        rec_string(r, "userName", params->creds.uid.userName);
+        rec_number(r, "passwordGiven", params->creds.uid.password != NULL);
+    } else {
+        rec_number(r, "credTypeValue", (unsigned long long)params->credType);
+    }
+}
+
+/* ---- errors ---------------------------------------------------------- */
+
+static const char *error_text(VixError error)
+{
+    switch (error & 0xFFFF) {
+    case VIX_OK: return "The operation was successful";
+    case VIX_E_FAIL: return "Unknown error";
+    case VIX_E_OUT_OF_MEMORY: return "Memory allocation failed: out of memory";
+    case VIX_E_INVALID_ARG: return "One of the parameters was invalid";
+    case VIX_E_FILE_NOT_FOUND: return "The system cannot find the file specified";
+    case VIX_E_NOT_SUPPORTED: return "The operation is not supported";
+    case VIX_E_FILE_ERROR: return "A file access error occurred on the host or guest operating system";
+    case VIX_E_FILE_READ_ONLY: return "The file is write-protected";
+    case VIX_E_FILE_NAME_INVALID: return "The file name is not valid";
+    case VIX_E_AUTHENTICATION_FAIL: return "Authentication failure or insufficient permissions in guest operating system";
+    case VIX_E_VM_NOT_FOUND: return "The virtual machine cannot be found";
+    case VIX_E_SNAPSHOT_NOTFOUND: return "The snapshot could not be found";
+    case VIX_E_HOST_TCP_CONN_LOST: return "Connection lost with the server";
+    case VIX_E_DISK_NOINIT: return "The disk library has not been initialized";
+    case VIX_E_DISK_NOIO: return "The disk is not accessible or an I/O error occurred";
+    case VIX_E_DISK_OUTOFRANGE: return "The range is out of the disk boundaries";
+    case VIX_E_CANNOT_CONNECT_TO_HOST: return "Cannot connect to the host";
+    default: return "Unknown error";
+    }
+}
+
+EXPORT char *VixDiskLib_GetErrorText(VixError error, const char *locale)
+{
+    (void)locale;
+    return strdup(error_text(error));
+}
+
+EXPORT void VixDiskLib_FreeErrorText(char *text)
+{
+    free(text);
+}
+
+/* ---- library --------------------------------------------------------- */
+
+EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor,
+                                  VixDiskLibGenericLogFunc *log_function,
+                                  VixDiskLibGenericLogFunc *warn_function,
+                                  VixDiskLibGenericLogFunc *panic_function,
+                                  const char *lib_dir, const char *config_file)
+{
+    struct record r;
+    (void)warn_function;
+    (void)panic_function;
+    pthread_mutex_lock(&lock);
+    config_load();
+    log_fn = log_function;
+    initialized = 1;
+    rec_begin(&r, "InitEx");
+    rec_number(&r, "major", major);
+    rec_number(&r, "minor", minor);
+    rec_string(&r, "libDir", lib_dir);
+    rec_string(&r, "configFile", config_file);
+    rec_number(&r, "logFunction", log_function != NULL);
+    rec_end(&r, VIX_OK);
+    pthread_mutex_unlock(&lock);
+    emit("VixDiskLib: initialized (test double), API version %u.%u\n", major, minor);
+    return VIX_OK;
+}
+
+EXPORT void VixDiskLib_Exit(void)
+{
+    struct record r;
+    pthread_mutex_lock(&lock);
+    rec_begin(&r, "Exit");
+    rec_end(&r, VIX_OK);
+    initialized = 0;
+    log_fn = NULL;
+    pthread_mutex_unlock(&lock);
+}
+
+EXPORT const char *VixDiskLib_ListTransportModes(void)
+{
+    return "file:san:hotadd:nbdssl:nbd";
+}
+
+EXPORT VixDiskLibConnectParams *VixDiskLib_AllocateConnectParams(void)
+{
+    return calloc(1, sizeof(VixDiskLibConnectParams));
+}
+
+/* Like the real one, this frees the strings the structure points to: a
+ * caller that keeps ownership of its strings must clear them first. */
+EXPORT void VixDiskLib_FreeConnectParams(VixDiskLibConnectParams *params)
+{
+    if (params == NULL)
+        return;
+    free(params->vmxSpec);
+    free(params->serverName);
+    free(params->thumbPrint);
+    if (params->credType == VIXDISKLIB_CRED_SESSIONID) {
+        free(params->creds.sessionId.cookie);
+        free(params->creds.sessionId.userName);
+        free(params->creds.sessionId.key);
+    } else if (params->credType == VIXDISKLIB_CRED_UID) {
+        free(params->creds.uid.userName);
+        free(params->creds.uid.password);
+    }
+    free(params);
+}
+
+static VixError access_call(const char *call, const VixDiskLibConnectParams *params, const char *identity)
+{
+    struct record r;
+    VixError result = VIX_OK;
+    pthread_mutex_lock(&lock);
+    if (!initialized)
+        result = VIX_E_DISK_NOINIT;
+    else if (params == NULL || params->vmxSpec == NULL || identity == NULL)
+        result = VIX_E_INVALID_ARG;
+    rec_begin(&r, call);
+    rec_params(&r, params);
+    rec_string(&r, "identity", identity);
+    rec_end(&r, result);
+    pthread_mutex_unlock(&lock);
+    return result;
+}
+
+EXPORT VixError VixDiskLib_PrepareForAccess(const VixDiskLibConnectParams *params, const char *identity)
+{
+    return access_call("PrepareForAccess", params, identity);
+}
+
+EXPORT VixError VixDiskLib_EndAccess(const VixDiskLibConnectParams *params, const char *identity)
+{
+    return access_call("EndAccess", params, identity);
+}
+
+EXPORT VixError VixDiskLib_Cleanup(const VixDiskLibConnectParams *params,
+                                   uint32_t *cleaned_up, uint32_t *remaining)
+{
+    struct record r;
+    if (cleaned_up != NULL)
+        *cleaned_up = 0;
+    if (remaining != NULL)
+        *remaining = 0;
+    pthread_mutex_lock(&lock);
+    rec_begin(&r, "Cleanup");
+    rec_params(&r, params);
+    rec_end(&r, VIX_OK);
+    pthread_mutex_unlock(&lock);
+    return VIX_OK;
+}
+
+/* ---- connections ----------------------------------------------------- */
+
+static VixError check_connect(const VixDiskLibConnectParams *params, const char *snapshot)
+{
+    if (!initialized)
+        return VIX_E_DISK_NOINIT;
+    if (params == NULL || params->serverName == NULL || params->serverName[0] == '\0'
+        || params->vmxSpec == NULL || strncmp(params->vmxSpec, "moref=", 6) != 0)
+        return VIX_E_INVALID_ARG;
+    if (cfg.n_vms > 0 && !in_list(cfg.vms, cfg.n_vms, params->vmxSpec + 6))
+        return VIX_E_VM_NOT_FOUND;
+    if (params->credType == VIXDISKLIB_CRED_SESSIONID) {
+        if (params->creds.sessionId.cookie == NULL || params->creds.sessionId.cookie[0] == '\0')
+            return VIX_E_AUTHENTICATION_FAIL;
+    } else if (params->credType == VIXDISKLIB_CRED_UID) {
+        if (params->creds.uid.userName == NULL || params->creds.uid.password == NULL)
+            return VIX_E_AUTHENTICATION_FAIL;
+    } else {
+        return VIX_E_AUTHENTICATION_FAIL;
+    }
+    /* A vCenter whose certificate does not match is not talked to. */
+    if (cfg.thumbprint == NULL || params->thumbPrint == NULL
+        || strcasecmp(cfg.thumbprint, params->thumbPrint) != 0)
+        return VIX_E_CANNOT_CONNECT_TO_HOST;
+    if (snapshot != NULL && !in_list(cfg.snapshots, cfg.n_snapshots, snapshot))
+        return VIX_E_SNAPSHOT_NOTFOUND;
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *params, char read_only,
+                                     const char *snapshot, const char *transport_modes,
+                                     void **connection)
+{
+    struct record r;
+    struct connection *conn = NULL;
+    VixError result;
+
+    pthread_mutex_lock(&lock);
+    config_load();
+    result = check_connect(params, snapshot);
+    if (result == VIX_OK && connection == NULL)
+        result = VIX_E_INVALID_ARG;
+    if (result == VIX_OK) {
+        conn = calloc(1, sizeof *conn);
+        if (conn == NULL) {
+            result = VIX_E_OUT_OF_MEMORY;
+        } else {
+            conn->magic = CONN_MAGIC;
+            conn->vmx = strdup(params->vmxSpec);
+            conn->snapshot = snapshot ? strdup(snapshot) : NULL;
+            conn->transports = transport_modes ? strdup(transport_modes) : NULL;
+            conn->read_only = read_only != 0;
+            *connection = conn;
+        }
+    }
+    rec_begin(&r, "ConnectEx");
+    rec_params(&r, params);
+    rec_number(&r, "readOnly", read_only != 0);
+    rec_string(&r, "snapshotRef", snapshot);
+    rec_string(&r, "transportModes", transport_modes);
+    rec_end(&r, result);
+    pthread_mutex_unlock(&lock);
+    /* Echo the session like a chatty library: the binding must redact it. */
+    if (params != NULL && params->credType == VIXDISKLIB_CRED_SESSIONID && params->creds.sessionId.cookie)
+        emit("VixDiskLib: ConnectEx to %s with session %s: %s\n", params->serverName,
+             params->creds.sessionId.cookie, error_text(result));
+    return result;
+}
+
+EXPORT VixError VixDiskLib_Disconnect(void *connection)
+{
+    struct record r;
+    struct connection *conn = connection;
+    VixError result = VIX_OK;
+    pthread_mutex_lock(&lock);
+    if (conn == NULL || conn->magic != CONN_MAGIC) {
+        result = VIX_E_INVALID_ARG;
+    } else {
+        conn->magic = 0;
+        free(conn->vmx);
+        free(conn->snapshot);
+        free(conn->transports);
+        free(conn);
+    }
+    rec_begin(&r, "Disconnect");
+    rec_end(&r, result);
+    pthread_mutex_unlock(&lock);
+    return result;
+}
+
+/* ---- disks ------------------------------------------------------------ */
+
+/* "[DS] dir/disk.vmdk" -> local descriptor path, or NULL. */
+static char *local_path(const char *path)
+{
+    const char *close_bracket, *rest;
+    char *name, *result = NULL;
+    int i;
+    if (path == NULL || path[0] != '[' || (close_bracket = strchr(path, ']')) == NULL)
+        return NULL;
+    name = strndup(path + 1, (size_t)(close_bracket - path - 1));
+    rest = close_bracket + 1;
+    while (*rest == ' ')
+        rest++;
+    if (strstr(rest, "..") == NULL) {
+        for (i = 0; i < cfg.n_ds; i++)
+            if (strcmp(cfg.ds_name[i], name) == 0) {
+                if (asprintf(&result, "%s/%s", cfg.ds_dir[i], rest) < 0)
+                    result = NULL;
+                break;
+            }
+    }
+    free(name);
+    return result;
+}
+
+/* Parse the descriptor's extent line: RW <sectors> VMFS "<file>". */
+static VixError read_descriptor(const char *descriptor, char **flat, uint64_t *capacity)
+{
+    FILE *file = fopen(descriptor, "r");
+    char line[1024], access[16], kind[32], name[512];
+    unsigned long long sectors;
+    const char *slash;
+
+    *flat = NULL;
+    if (file == NULL)
+        return VIX_E_FILE_NOT_FOUND;
+    while (fgets(line, sizeof line, file) != NULL) {
+        if (sscanf(line, "%15s %llu %31s \"%511[^\"]\"", access, &sectors, kind, name) == 4
+            && (strcmp(access, "RW") == 0 || strcmp(access, "RDONLY") == 0)) {
+            slash = strrchr(descriptor, '/');
+            if (asprintf(flat, "%.*s/%s", (int)(slash - descriptor), descriptor, name) < 0)
+                *flat = NULL;
+            *capacity = sectors;
+            break;
+        }
+    }
+    fclose(file);
+    return *flat ? VIX_OK : VIX_E_FILE_ERROR;
+}
+
+/* The first mode of the caller's list this "host" can use for the disk. */
+static const char *choose_mode(const struct connection *conn, const char *path, int encrypted)
+{
+    char modes[256], *mode, *save = NULL;
+    snprintf(modes, sizeof modes, "%s", conn->transports ? conn->transports : "file:san:hotadd:nbdssl:nbd");
+    for (mode = strtok_r(modes, ":", &save); mode; mode = strtok_r(NULL, ":", &save)) {
+        if (strcmp(mode, "san") == 0) {
+            if (encrypted)
+                emit("VixDiskLib: cannot use mode san for %s: encrypted disks are not supported with SAN\n", path);
+            else
+                emit("VixDiskLib: cannot use mode san for %s: no SAN path to the datastore\n", path);
+        } else if (strcmp(mode, "hotadd") == 0) {
+            if (!cfg.hotadd)
+                emit("VixDiskLib: cannot use mode hotadd for %s: not running in a proxy VM\n", path);
+            else if (encrypted && !cfg.proxy_encrypted)
+                emit("VixDiskLib: cannot use mode hotadd for %s: the proxy VM is not encrypted\n", path);
+            else
+                return "hotadd";
+        } else if (strcmp(mode, "nbdssl") == 0) {
+            return "nbdssl";
+        } else if (strcmp(mode, "nbd") == 0) {
+            if (encrypted)
+                emit("VixDiskLib: cannot use mode nbd for %s: encrypted disk needs nbdssl\n", path);
+            else
+                return "nbd";
+        }
+    }
+    return NULL;
+}
+
+EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32_t flags, void **handle)
+{
+    struct record r;
+    const struct connection *conn = connection;
+    struct disk *disk = NULL;
+    char *descriptor = NULL, *flat = NULL;
+    uint64_t capacity = 0;
+    const char *mode = NULL;
+    int read_only = (flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY) != 0, fd = -1;
+    int encrypted = 0;
+    VixError result = VIX_OK;
+
+    pthread_mutex_lock(&lock);
+    if (conn == NULL || conn->magic != CONN_MAGIC || handle == NULL)
+        result = VIX_E_INVALID_ARG;
+    else if (conn->lost)
+        result = VIX_E_HOST_TCP_CONN_LOST;
+    else if (!read_only && conn->read_only)
+        result = VIX_E_FILE_READ_ONLY;
+    else if ((descriptor = local_path(path)) == NULL)
+        result = VIX_E_FILE_NAME_INVALID;
+    else
+        result = read_descriptor(descriptor, &flat, &capacity);
+    if (result == VIX_OK) {
+        encrypted = in_list(cfg.encrypted, cfg.n_encrypted, path);
+        mode = choose_mode(conn, path, encrypted);
+        if (mode == NULL)
+            result = VIX_E_NOT_SUPPORTED;
+    }
+    if (result == VIX_OK) {
+        fd = open(flat, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        if (fd < 0)
+            result = errno == ENOENT ? VIX_E_FILE_NOT_FOUND : VIX_E_FILE_ERROR;
+    }
+    if (result == VIX_OK) {
+        disk = calloc(1, sizeof *disk);
+        if (disk == NULL) {
+            close(fd);
+            result = VIX_E_OUT_OF_MEMORY;
+        } else {
+            disk->magic = DISK_MAGIC;
+            disk->conn = (struct connection *)conn;
+            disk->fd = fd;
+            disk->capacity = capacity;
+            disk->read_only = read_only;
+            disk->mode = mode;
+            disk->path = strdup(path);
+            *handle = disk;
+        }
+    }
+    rec_begin(&r, "Open");
+    rec_string(&r, "path", path);
+    rec_number(&r, "flags", flags);
+    rec_number(&r, "encrypted", encrypted);
+    rec_string(&r, "mode", mode);
+    rec_end(&r, result);
+    pthread_mutex_unlock(&lock);
+    free(descriptor);
+    free(flat);
+    return result;
+}
+
+static struct disk *valid_disk(void *handle)
+{
+    struct disk *disk = handle;
+    return disk != NULL && disk->magic == DISK_MAGIC ? disk : NULL;
+}
+
+EXPORT const char *VixDiskLib_GetTransportMode(void *handle)
+{
+    struct disk *disk = valid_disk(handle);
+    return disk ? disk->mode : NULL;
+}
+
+EXPORT VixError VixDiskLib_Close(void *handle)
+{
+    struct record r;
+    struct disk *disk = valid_disk(handle);
+    VixError result = VIX_OK;
+    pthread_mutex_lock(&lock);
+    rec_begin(&r, "Close");
+    if (disk == NULL) {
+        result = VIX_E_INVALID_ARG;
+    } else {
+        rec_string(&r, "path", disk->path);
+        disk->magic = 0;
+        close(disk->fd);
+        free(disk->path);
+        free(disk);
+    }
+    rec_end(&r, result);
+    pthread_mutex_unlock(&lock);
+    return result;
+}
+
+EXPORT VixError VixDiskLib_GetInfo(void *handle, VixDiskLibInfo **info)
+{
+    struct disk *disk = valid_disk(handle);
+    VixDiskLibInfo *result;
+    if (disk == NULL || info == NULL)
+        return VIX_E_INVALID_ARG;
+    if (disk->conn->lost)
+        return VIX_E_HOST_TCP_CONN_LOST;
+    result = calloc(1, sizeof *result);
+    if (result == NULL)
+        return VIX_E_OUT_OF_MEMORY;
+    result->capacity = disk->capacity;
+    result->biosGeo.heads = result->physGeo.heads = 255;
+    result->biosGeo.sectors = result->physGeo.sectors = 63;
+    result->biosGeo.cylinders = result->physGeo.cylinders = (uint32_t)(disk->capacity / (255 * 63));
+    result->adapterType = 3; /* LSI Logic */
+    result->numLinks = 1;
+    result->parentFileNameHint = NULL;
+    result->uuid = strdup("60 00 c2 9a 7e 3b 51 d0-8d 4c 0b 2a 11 22 33 44");
+    result->logicalSectorSize = VIXDISKLIB_SECTOR_SIZE;
+    result->physicalSectorSize = VIXDISKLIB_SECTOR_SIZE;
+    *info = result;
+    return VIX_OK;
+}
+
+EXPORT void VixDiskLib_FreeInfo(VixDiskLibInfo *info)
+{
+    if (info != NULL) {
+        free(info->parentFileNameHint);
+        free(info->uuid);
+        free(info);
+    }
+}
+
+static VixError check_range(const struct disk *disk, uint64_t start, uint64_t count)
+{
+    if (start > disk->capacity || count > disk->capacity - start)
+        return VIX_E_DISK_OUTOFRANGE;
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, unsigned char *buffer)
+{
+    struct record r;
+    struct disk *disk = valid_disk(handle);
+    VixError result = VIX_OK;
+    long delay;
+
+    pthread_mutex_lock(&lock);
+    if (disk == NULL || buffer == NULL)
+        result = VIX_E_INVALID_ARG;
+    else if (disk->conn->lost)
+        result = VIX_E_HOST_TCP_CONN_LOST;
+    else if ((result = check_range(disk, start, count)) == VIX_OK) {
+        disk->conn->reads++;
+        if (cfg.drop_after_reads > 0 && disk->conn->reads > cfg.drop_after_reads) {
+            disk->conn->lost = 1;
+            result = VIX_E_HOST_TCP_CONN_LOST;
+        } else if (cfg.read_error_offset >= 0
+                   && (uint64_t)cfg.read_error_offset >= start * VIXDISKLIB_SECTOR_SIZE
+                   && (uint64_t)cfg.read_error_offset < (start + count) * VIXDISKLIB_SECTOR_SIZE) {
+            result = VIX_E_DISK_NOIO;
+        }
+    }
+    delay = cfg.read_delay_ms;
+    rec_begin(&r, "Read");
+    rec_number(&r, "startSector", start);
+    rec_number(&r, "numSectors", count);
+    rec_end(&r, result);
+    pthread_mutex_unlock(&lock);
+    if (result != VIX_OK)
+        return result;
+    if (delay > 0) {
+        struct timespec pause = { delay / 1000, (delay % 1000) * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+    {
+        size_t want = (size_t)(count * VIXDISKLIB_SECTOR_SIZE), done = 0;
+        while (done < want) {
+            ssize_t got = pread(disk->fd, buffer + done, want - done,
+                                (off_t)(start * VIXDISKLIB_SECTOR_SIZE + done));
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got < 0)
+                return VIX_E_DISK_NOIO;
+            if (got == 0) { /* past the end of a sparse flat file: zeros */
+                memset(buffer + done, 0, want - done);
+                break;
+            }
+            done += (size_t)got;
+        }
+    }
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, const unsigned char *buffer)
+{
+    struct record r;
+    struct disk *disk = valid_disk(handle);
+    VixError result = VIX_OK;
+    size_t want, done = 0;
+
+    pthread_mutex_lock(&lock);
+    if (disk == NULL || buffer == NULL)
+        result = VIX_E_INVALID_ARG;
+    else if (disk->conn->lost)
+        result = VIX_E_HOST_TCP_CONN_LOST;
+    else if (disk->read_only)
+        result = VIX_E_FILE_READ_ONLY;
+    else
+        result = check_range(disk, start, count);
+    rec_begin(&r, "Write");
+    rec_number(&r, "startSector", start);
+    rec_number(&r, "numSectors", count);
+    rec_end(&r, result);
+    pthread_mutex_unlock(&lock);
+    if (result != VIX_OK)
+        return result;
+    want = (size_t)(count * VIXDISKLIB_SECTOR_SIZE);
+    while (done < want) {
+        ssize_t put = pwrite(disk->fd, buffer + done, want - done,
+                             (off_t)(start * VIXDISKLIB_SECTOR_SIZE + done));
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put <= 0)
+            return VIX_E_DISK_NOIO;
+        done += (size_t)put;
+    }
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_Flush(void *handle)
+{
+    struct disk *disk = valid_disk(handle);
+    if (disk == NULL)
+        return VIX_E_INVALID_ARG;
+    return fsync(disk->fd) == 0 ? VIX_OK : VIX_E_DISK_NOIO;
+}
+
+/* Allocated chunks from the flat file's data runs, merged into blocks. */
+EXPORT VixError VixDiskLib_QueryAllocatedBlocks(void *handle, uint64_t start, uint64_t count,
+                                                uint64_t chunk, VixDiskLibBlockList **list)
+{
+    struct record r;
+    struct disk *disk = valid_disk(handle);
+    VixDiskLibBlockList *blocks = NULL;
+    VixError result = VIX_OK;
+    uint32_t used = 0, room = 16;
+
+    pthread_mutex_lock(&lock);
+    if (disk == NULL || list == NULL || chunk < VIXDISKLIB_MIN_CHUNK_SIZE || (chunk & (chunk - 1)) != 0
+        || start % chunk != 0 || count % chunk != 0 || count / chunk > VIXDISKLIB_MAX_CHUNK_NUMBER)
+        result = VIX_E_INVALID_ARG;
+    else if (disk->conn->lost)
+        result = VIX_E_HOST_TCP_CONN_LOST;
+    else
+        result = check_range(disk, start, count);
+    if (result == VIX_OK && (blocks = malloc(sizeof *blocks + room * sizeof(VixDiskLibBlock))) == NULL)
+        result = VIX_E_OUT_OF_MEMORY;
+    if (result == VIX_OK) {
+        const off_t unit = (off_t)(chunk * VIXDISKLIB_SECTOR_SIZE);
+        const off_t end = (off_t)((start + count) * VIXDISKLIB_SECTOR_SIZE);
+        off_t position = (off_t)(start * VIXDISKLIB_SECTOR_SIZE);
+        while (position < end && result == VIX_OK) {
+            off_t data = lseek(disk->fd, position, SEEK_DATA), hole, first, last;
+            if (data < 0 || data >= end)
+                break;
+            hole = lseek(disk->fd, data, SEEK_HOLE);
+            if (hole < 0 || hole > end)
+                hole = end;
+            first = data / unit * unit;
+            last = (hole + unit - 1) / unit * unit;
+            if (last > end)
+                last = end;
+            if (used > 0 && blocks->blocks[used - 1].offset + blocks->blocks[used - 1].length
+                                >= (uint64_t)first / VIXDISKLIB_SECTOR_SIZE) {
+                blocks->blocks[used - 1].length = (uint64_t)last / VIXDISKLIB_SECTOR_SIZE
+                                                  - blocks->blocks[used - 1].offset;
+            } else {
+                if (used == room) {
+                    VixDiskLibBlockList *grown;
+                    room *= 2;
+                    grown = realloc(blocks, sizeof *blocks + room * sizeof(VixDiskLibBlock));
+                    if (grown == NULL) {
+                        result = VIX_E_OUT_OF_MEMORY;
+                        break;
+                    }
+                    blocks = grown;
+                }
+                blocks->blocks[used].offset = (uint64_t)first / VIXDISKLIB_SECTOR_SIZE;
+                blocks->blocks[used].length = (uint64_t)(last - first) / VIXDISKLIB_SECTOR_SIZE;
+                used++;
+            }
+            position = last;
+        }
+    }
+    if (result == VIX_OK) {
+        blocks->numBlocks = used;
+        *list = blocks;
+    } else {
+        free(blocks);
+    }
+    rec_begin(&r, "QueryAllocatedBlocks");
+    rec_number(&r, "startSector", start);
+    rec_number(&r, "numSectors", count);
+    rec_number(&r, "chunkSize", chunk);
+    rec_number(&r, "numBlocks", used);
+    rec_end(&r, result);
+    pthread_mutex_unlock(&lock);
+    return result;
+}
+
+EXPORT VixError VixDiskLib_FreeBlockList(VixDiskLibBlockList *list)
+{
+    free(list);
+    return VIX_OK;
+}
