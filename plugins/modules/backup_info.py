@@ -111,6 +111,11 @@ backups:
       description: What would limit a restore (no bundle, no NVRAM, no metadata).
       type: list
       elements: str
+unreadable_backups:
+  description: Backups whose manifest could not be read or authenticated (tampered, truncated, unknown version) - backup_id, error.
+  returned: always
+  type: list
+  elements: dict
 backup:
   description: Summary of O(backup_id), same fields as an element of RV(backups).
   returned: when O(backup_id) is given
@@ -132,7 +137,12 @@ def run(module):
     result = {"changed": False}
     if params["backup_id"]:
         result["backup"] = repo.read_manifest(params["backup_id"]).summary()
-    result["backups"] = [item.summary() for item in repo.list_backups(vm=params["vm"], latest=params["latest"])]
+    unreadable = []
+    result["backups"] = [item.summary() for item in repo.list_backups(vm=params["vm"], latest=params["latest"],
+                                                                      errors=unreadable)]
+    result["unreadable_backups"] = unreadable
+    if unreadable:
+        module.warn("%d backup manifest(s) could not be read or authenticated; run backup_verify" % len(unreadable))
     if params["staged"]:
         result["staged_backups"] = repo.list_staged()
     return result

@@ -188,6 +188,14 @@ def test_backup_info_lists_filters_and_summarises_without_secrets(populated, tmp
 
 def test_backup_verify_reports_corruption_by_disk_and_offset(populated, tmp_path):
     path, repo, ids = populated
+    manifest_path = os.path.join(path, "backups", ids["db"])
+    good_manifest = open(manifest_path, "rb").read()
+    open(manifest_path, "wb").write(good_manifest[:-1])
+    listing = run_playbook(tmp_path, [_task("list", "backup_info", repository=path)], env=ENV)
+    assert [b["backup_id"] for b in listing["list"]["backups"]] == [ids["app_old"], ids["app_new"]]
+    assert [u["backup_id"] for u in listing["list"]["unreadable_backups"]] == [ids["db"]]
+    assert "failed authentication" in listing["list"]["unreadable_backups"][0]["error"]
+    open(manifest_path, "wb").write(good_manifest)
     good = run_playbook(tmp_path, [_task("all", "backup_verify", repository=path),
                                    _task("sampled", "backup_verify", repository=path, sample=0.5)], env=ENV)
     assert good["all"]["_status"] == "ok" and good["all"]["ok"] is True

@@ -256,11 +256,21 @@ class Repository(object):
             raise IntegrityError("manifest %s belongs to another backup or repository" % name)
         return manifest.Manifest(document)
 
-    def list_backups(self, vm=None, latest=False):
-        """Manifests, oldest first; ``vm`` matches name, uuid or instance_uuid; ``latest`` keeps the newest per VM."""
+    def list_backups(self, vm=None, latest=False, errors=None):
+        """Manifests, oldest first; ``vm`` matches name, uuid or instance_uuid; ``latest`` keeps the newest per VM.
+
+        An unreadable manifest raises, unless ``errors`` is a list: then
+        ``{"backup_id", "error"}`` is appended to it and the listing goes on.
+        """
         result = []
         for backup_id in self.backup_ids():
-            item = self.read_manifest(backup_id)
+            try:
+                item = self.read_manifest(backup_id)
+            except (IntegrityError, UnsupportedFormatError) as error:
+                if errors is None:
+                    raise
+                errors.append({"backup_id": backup_id, "error": str(error)})
+                continue
             identity = item.vm
             if vm is not None and vm not in (identity.get("name"), identity.get("uuid"), identity.get("instance_uuid")):
                 continue
