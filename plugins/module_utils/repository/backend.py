@@ -86,7 +86,8 @@ class Backend(object):
         raise NotImplementedError
 
     def is_repository_root_usable(self):
-        """True when a repository may be created here (nothing there, or empty)."""
+        """True when a repository may be created here (nothing there, empty, or only
+        the ``keys`` of a creation that stopped before writing ``config``)."""
         raise NotImplementedError
 
     def total_size(self, prefix):
@@ -304,10 +305,18 @@ class LocalBackend(Backend):
                 raise _os_error(error, "deleting", name)
 
     def is_repository_root_usable(self):
-        """True when the root is absent or an empty directory (a repository may be created)."""
+        """True when a repository may be created here: nothing there, an empty
+        directory, or only the ``keys`` folder of a creation that stopped before
+        writing ``config``."""
         if not os.path.exists(self.root):
             return True
-        return os.path.isdir(self.root) and not os.listdir(self.root)
+        if not os.path.isdir(self.root):
+            return False
+        entries = os.listdir(self.root)
+        if entries == ["keys"]:
+            keys = os.path.join(self.root, "keys")
+            return os.path.isdir(keys) and all(os.path.isfile(os.path.join(keys, name)) for name in os.listdir(keys))
+        return not entries
 
     def total_size(self, prefix):
         """(file count, bytes) below ``prefix``."""

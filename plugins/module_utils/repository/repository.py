@@ -120,6 +120,10 @@ class Repository(object):
             if backend.exists(CONFIG):
                 raise RepositoryExistsError("a repository already exists at %s" % backend.location)
             raise RepositoryExistsError("%s is not empty: a repository is created in an empty directory" % backend.location)
+        for name in backend.list(KEYS_PREFIX):  # slots of a creation that stopped before its config
+            backend.delete(name)
+        for name in backend.temp_files():
+            backend.delete_temp(name)
         data_keys = keyslots.DataKeys.generate()
         config = {
             "format": FORMAT_NAME,

@@ -128,3 +128,25 @@ def test_future_format_version_is_refused_before_reading(repo, repo_path, creden
 
 def test_credential_never_prints_its_secret():
     assert PASSWORD not in repr(Credential.from_password(PASSWORD))
+
+
+def test_creation_interrupted_before_its_config_can_be_redone(tmp_path, credential, monkeypatch):
+    path = str(tmp_path / "repo")
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import backend as backend_module
+    real_put = backend_module.LocalBackend.put
+
+    def put(self, name, data, overwrite=True, durable=True):
+        if name == "config":
+            raise KeyboardInterrupt()  # the process stops between the key slot and the config
+        return real_put(self, name, data, overwrite, durable)
+
+    monkeypatch.setattr(backend_module.LocalBackend, "put", put)
+    with pytest.raises(KeyboardInterrupt):
+        Repository.create(path, credential, chunk_size=CHUNK, scrypt_params=FAST_SCRYPT)
+    monkeypatch.setattr(backend_module.LocalBackend, "put", real_put)
+    assert os.listdir(path) == ["keys"]
+    with pytest.raises(RepositoryNotFoundError):
+        Repository.open(path, credential)
+    repo = Repository.create(path, credential, chunk_size=CHUNK, scrypt_params=FAST_SCRYPT)
+    assert len(repo.key_slots()) == 1
+    assert Repository.open(path, credential).repository_id == repo.repository_id
