@@ -291,7 +291,7 @@ class Repository(object):
         found = self.list_backups(vm=vm, latest=True)
         return found[-1] if found else None
 
-    def read_disk(self, backup_id, key, threads=None):
+    def read_disk(self, backup_id, key):
         """Yield (offset, bytes) for every block of a backed-up disk, zeros included, in order."""
         index = self.read_manifest(backup_id).disk_index(key)
         for offset, length, chunk_id in index.extents():

@@ -221,8 +221,10 @@ class StagedBackup(object):
                 "warnings": warnings,
             }
             blob = manifest.seal_json(self.repository.keys, envelope.MAGIC_MANIFEST, self.backup_id, document)
-            self.repository.backend.put(name, blob, overwrite=False)
+            written = self.repository.backend.put(name, blob, overwrite=False)
             self.discard(lock_held=True)
+        if not written:  # committed before, by a run that stopped before cleaning up
+            return self.repository.read_manifest(self.backup_id)
         return manifest.Manifest(document)
 
     def discard(self, lock_held=False):

@@ -52,10 +52,15 @@ def test_failed_disk_step_records_nothing_and_a_retry_replaces_it(repo):
 def test_commit_is_idempotent_after_a_crash_between_manifest_and_cleanup(repo):
     staged = repo.start_backup(VM)
     staged.put_nvram(b"nv")
+    first_parts = {part: staged._read_part(part) for part in staged.parts()}
     item = staged.commit()
-    assert repo.staged_backup  # a second commit call of the same id finds the manifest
-    again = staged.commit()
-    assert again.backup_id == item.backup_id
+    again = staged.commit()  # a second commit of the same id finds the manifest
+    assert again.document == item.document
+    for part, document in first_parts.items():  # as if the first commit stopped before cleaning up
+        staged._write_part(part, document)
+    third = staged.commit()
+    assert third.document == repo.read_manifest(item.backup_id).document == item.document
+    assert staged.parts() == [] and [m.backup_id for m in repo.list_backups()] == [item.backup_id]
 
 
 def test_unknown_staged_backup(repo):
