@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: store one generated disk image in a vmcrypt repository and in restic.
 
     make bench-repository                       # 3 GiB image
@@ -44,14 +43,14 @@ MIX = (("random", 0.40), ("text", 0.35), ("hole", 0.25))
 
 # -- image ----------------------------------------------------------------------
 def _text_pool(rng):
-    words = [("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10)))).encode()
-             for _ in range(4000)]
+    words = [("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _index in range(rng.randint(2, 10)))).encode()
+             for _index in range(4000)]
     lines = []
     size = 0
     while size < 16 * MIB:
         line = b"%d-%02d-%02dT%02d:%02d:%02d host%03d %s\n" % (
             2026, rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23), rng.randint(0, 59),
-            rng.randint(0, 59), rng.randint(0, 200), b" ".join(rng.choice(words) for _ in range(rng.randint(4, 16))))
+            rng.randint(0, 59), rng.randint(0, 200), b" ".join(rng.choice(words) for _index in range(rng.randint(4, 16))))
         lines.append(line)
         size += len(line)
     return b"".join(lines)
@@ -213,7 +212,7 @@ def main():
                          "then run this benchmark again")
     if not os.path.isdir(os.path.join(COLLECTIONS, "ansible_collections", "vmcrypt", "backup")):
         raise SystemExit("run `make collection` first")
-    restic_version = subprocess.run([restic, "version"], stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+    restic_version = subprocess.run([restic, "version"], stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout.strip()
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="vmcrypt-bench-")
     os.makedirs(workdir, exist_ok=True)

@@ -8,7 +8,6 @@ from .helpers import CHUNK, FAST_SCRYPT, PASSWORD
 
 
 @pytest.fixture
-
 def credential():
     return Credential.from_password(PASSWORD)
 

@@ -6,7 +6,7 @@ import pytest
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import manifest
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import IntegrityError
 
-from .helpers import CHUNK, backup, files_of, read_back
+from .helpers import CHUNK, files_of, read_back
 
 APP = {"name": "app01", "uuid": "u-app"}
 DB = {"name": "db01", "uuid": "u-db"}

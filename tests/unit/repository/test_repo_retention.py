@@ -21,7 +21,7 @@ def test_every_backup_is_kept_or_removed_never_both(times, last, daily, weekly, 
     backups = _backups(times)
     kept, removed = apply_policy(backups, keep_last=last, keep_daily=daily, keep_weekly=weekly, keep_monthly=monthly)
     assert set(kept).isdisjoint(removed)
-    assert set(kept) | set(removed) == {b for b, _ in backups}
+    assert set(kept) | set(removed) == {b for b, _when in backups}
     if backups and (last or daily or weekly or monthly):
         newest = max(backups, key=lambda item: (item[1], item[0]))[0]
         assert newest in kept  # any rule keeps the newest backup
@@ -31,7 +31,7 @@ def test_every_backup_is_kept_or_removed_never_both(times, last, daily, weekly, 
 def test_keep_last_keeps_exactly_the_newest(times, last):
     backups = _backups(times)
     kept, _removed = apply_policy(backups, keep_last=last)
-    newest = [b for b, _ in sorted(backups, key=lambda item: item[1], reverse=True)[:last]]
+    newest = [b for b, _when in sorted(backups, key=lambda item: item[1], reverse=True)[:last]]
     assert set(kept) == set(newest)
 
 
@@ -39,7 +39,7 @@ def test_keep_last_keeps_exactly_the_newest(times, last):
 def test_keep_daily_keeps_one_per_day_for_the_newest_days(times, daily):
     backups = _backups(times)
     kept, _removed = apply_policy(backups, keep_daily=daily)
-    days = sorted({when.date() for _, when in backups}, reverse=True)[:daily]
+    days = sorted({when.date() for _backup_id, when in backups}, reverse=True)[:daily]
     assert sorted(dict(backups)[b].date() for b in kept) == sorted(days)
 
 

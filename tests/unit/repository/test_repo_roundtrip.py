@@ -24,14 +24,14 @@ def build_disk(kinds, tail, seed):
     blocks = []
     for kind in kinds:
         if kind == "random" or (kind == "repeat" and not blocks):
-            blocks.append(bytes(rng.getrandbits(8) for _ in range(CHUNK)))
+            blocks.append(bytes(rng.getrandbits(8) for _index in range(CHUNK)))
         elif kind == "text":
             blocks.append((b"line %d of the log\n" % rng.randint(0, 9)) * (CHUNK // 18) + b"x" * (CHUNK % 18))
         elif kind == "zero":
             blocks.append(bytes(CHUNK))
         else:
             blocks.append(rng.choice(blocks))
-    return b"".join(blocks) + bytes(rng.getrandbits(8) for _ in range(tail))
+    return b"".join(blocks) + bytes(rng.getrandbits(8) for _index in range(tail))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

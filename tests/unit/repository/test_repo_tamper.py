@@ -17,7 +17,7 @@ VM = {"name": "app01", "uuid": "u-1"}
 
 @pytest.fixture
 def stored(repo):
-    blocks = [os.urandom(CHUNK) for _ in range(4)]
+    blocks = [os.urandom(CHUNK) for _index in range(4)]
     item = backup(repo, VM, {"2000": b"".join(blocks), "2001": blocks[2]})
     index = repo.read_manifest(item.backup_id).disk_index("2000")
     return repo, item.backup_id, index

@@ -14,7 +14,7 @@ CHUNK = 4096
 def disk_data(seed, blocks):
     rng = random.Random(seed)
     return b"".join(rng.getrandbits(8 * CHUNK).to_bytes(CHUNK, "little") if rng.random() < 0.8 else bytes(CHUNK)
-                    for _ in range(blocks))
+                    for _index in range(blocks))
 
 
 def main():
