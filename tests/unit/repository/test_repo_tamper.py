@@ -2,6 +2,7 @@
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks import chunk_name
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
@@ -10,7 +11,10 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors i
     UnsupportedFormatError,
 )
 
-from .helpers import CHUNK, backup, read_back
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+
+from .helpers import CHUNK, FAST_SCRYPT, backup, read_back
 
 VM = {"name": "app01", "uuid": "u-1"}
 
@@ -109,3 +113,28 @@ def test_good_repository_verifies(stored):
     repo, _backup_id, _index = stored
     report = repo.verify()
     assert report["ok"] and report["chunks_authenticated"] == 4 and report["backups_checked"] == 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(["chunk", "manifest"]), position=st.integers(0, 10 ** 6), mask=st.integers(1, 255),
+       cut=st.booleans())
+def test_any_flipped_byte_or_cut_is_detected(tmp_path_factory, which, position, mask, cut):
+    repo = Repository.create(str(tmp_path_factory.mktemp("r") / "repo"), Credential.from_password("p"),
+                             chunk_size=CHUNK, scrypt_params=FAST_SCRYPT)
+    text = (b"compressible " * 400)[:CHUNK]
+    item = backup(repo, VM, {"2000": text + os.urandom(CHUNK)})
+    if which == "chunk":
+        name = chunk_name(repo.read_manifest(item.backup_id).disk_index("2000").entries[position % 2])
+    else:
+        name = "backups/" + item.backup_id
+    path = _path(repo, name)
+    data = bytearray(open(path, "rb").read())
+    if cut:
+        data = data[:position % len(data)]
+    else:
+        data[position % len(data)] ^= mask
+    open(path, "wb").write(bytes(data))
+    report = repo.verify()
+    assert not report["ok"]
+    with pytest.raises((IntegrityError, UnsupportedFormatError)):
+        read_back(repo, item.backup_id, "2000")
