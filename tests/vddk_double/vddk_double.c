@@ -6,7 +6,8 @@
  * parameters the way vCenter would refuse them, chooses a transport mode
  * from the caller's list, injects faults, and appends one JSON line per call
  * to a log file.  Configuration: key=value lines in the file named by
- * VMCRYPT_VDDK_DOUBLE_CONFIG, re-read at every InitEx and ConnectEx:
+ * VMCRYPT_VDDK_DOUBLE_CONFIG, re-read at every InitEx, PrepareForAccess and
+ * ConnectEx (so a test can change it between connections):
  *
  *   datastore.NAME=/local/folder     one per datastore
  *   thumbprint=AA:BB:...             vCenter's SHA-1 thumbprint (required)
@@ -398,6 +399,8 @@ static VixError access_call(const char *call, const VixDiskLibConnectParams *par
     struct record r;
     VixError result = VIX_OK;
     pthread_mutex_lock(&lock);
+    if (strcmp(call, "PrepareForAccess") == 0)
+        config_load();
     if (!initialized)
         result = VIX_E_DISK_NOINIT;
     else if (params == NULL || params->vmxSpec == NULL || identity == NULL)

@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Errors of the VDDK binding: one family, one line each, never a secret."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import PermissionDeniedError, VmcryptError
+
+# What a user can do about the codes a backup meets most often.
+HINTS = {
+    4: "the disk path or its datastore is not visible to this VDDK connection",
+    6: "no requested transport mode can reach this disk from here",
+    35: "the vSphere session was refused; log in again",
+    4000: "the VM moref is not known to vCenter",
+    13003: "the snapshot moref is not a snapshot of this VM",
+    14011: "the connection to the host was lost; reconnect and resume",
+    16002: "the host could not read or write the disk",
+    18000: "check the server name and that the certificate thumbprint is current",
+}
+
+
+class VddkError(VmcryptError):
+    """A VDDK call failed, or VDDK cannot be used here.
+
+    code is the VIX error code (the low 16 bits of VixError), raw the
+    whole 64-bit value, text VDDK's own message for it; all are None
+    when the failure happened before VDDK was called.
+    """
+
+    def __init__(self, message, code=None, raw=None, text=None, function=None):
+        super(VddkError, self).__init__(message)
+        self.code = code
+        self.raw = raw
+        self.text = text
+        self.function = function
+
+    @classmethod
+    def from_vix(cls, function, raw, text, context=None):
+        code = raw & 0xFFFF
+        message = "%s failed: %s (VIX error %d)" % (function, text or "no error text", code)
+        if context:
+            message = "%s: %s" % (context, message)
+        if code in HINTS:
+            message = "%s; %s" % (message, HINTS[code])
+        return cls(message, code=code, raw=raw, text=text, function=function)
+
+    def in_context(self, context):
+        """The same error, its message prefixed with what was being done."""
+        return type(self)("%s: %s" % (context, self), code=self.code, raw=self.raw, text=self.text,
+                          function=self.function)
+
+
+class VddkNotInstalledError(VddkError):
+    """No usable libvixDiskLib under the configured directory."""
+
+
+class VddkTransportRefusedError(VddkError, PermissionDeniedError):
+    """The guide's rules refuse every requested transport for this disk."""
