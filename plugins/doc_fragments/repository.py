@@ -33,6 +33,8 @@ options:
     type: path
 notes:
   - A wrong password or key file fails the task with a one-line message and leaves the repository untouched.
+  - All modules of the C(vmcrypt.backup.repository) action group accept these options, so a play can set
+    them once under C(module_defaults).
 requirements:
   - cryptography >= 41.0
   - zstandard >= 0.22

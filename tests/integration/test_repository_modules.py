@@ -265,3 +265,14 @@ def test_key_file_from_option(tmp_path):
     assert run["info"]["backups"] == []
     assert run["both"]["_status"] == "failed" and "mutually exclusive" in run["both"]["msg"]
     _no_secrets(run)
+
+
+def test_repository_options_set_once_through_the_action_group(tmp_path):
+    path = str(tmp_path / "grouped")
+    run = run_playbook(tmp_path, [
+        {"name": "create", "vmcrypt.backup.repository": {"chunk_size": "64KiB"}},
+        {"name": "list", "vmcrypt.backup.backup_info": {}},
+    ], env=ENV, module_defaults={"group/vmcrypt.backup.repository": {"repository": path}})
+    assert run.returncode == 0, run.output
+    assert run["create"]["changed"] is True
+    assert run["list"]["backups"] == []
