@@ -1,0 +1,73 @@
+"""Finding libvixDiskLib: clear one-line errors saying what to install."""
+import importlib
+import os
+
+import pytest
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import loader
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError, VddkNotInstalledError
+
+HINT = ("install VDDK 7.0 or newer from Broadcom/VMware, extracted so that <libdir>/lib64/libvixDiskLib.so.N "
+        "exists, and set option vddk_libdir or VMCRYPT_VDDK_LIBDIR")
+
+
+def make_libdir(root, *sonames):
+    lib64 = root / "lib64"
+    lib64.mkdir(parents=True)
+    for soname in sonames:
+        (lib64 / soname).write_bytes(b"not an ELF file")
+    return str(root)
+
+
+def test_importing_needs_no_library(monkeypatch):
+    monkeypatch.delenv("VMCRYPT_VDDK_LIBDIR", raising=False)
+    for name in ("structs", "loader", "library", "connection", "disk", "transport", "errors"):
+        importlib.import_module("ansible_collections.vmcrypt.backup.plugins.module_utils.vddk." + name)
+
+
+def test_libdir_not_set(monkeypatch):
+    monkeypatch.delenv("VMCRYPT_VDDK_LIBDIR", raising=False)
+    with pytest.raises(VddkNotInstalledError) as caught:
+        loader.load()
+    assert str(caught.value) == "VDDK location not set: " + HINT
+    assert isinstance(caught.value, VddkError)
+
+
+def test_missing_libdir(tmp_path, monkeypatch):
+    missing = str(tmp_path / "vmware-vix-disklib-distrib")
+    monkeypatch.setenv("VMCRYPT_VDDK_LIBDIR", missing)
+    with pytest.raises(VddkNotInstalledError) as caught:
+        loader.load()
+    assert str(caught.value) == "VDDK directory %s does not exist: %s" % (missing, HINT)
+
+
+def test_missing_library(tmp_path):
+    libdir = make_libdir(tmp_path, "libvixDiskLibVim.so.8")
+    with pytest.raises(VddkNotInstalledError) as caught:
+        loader.load(libdir)
+    assert str(caught.value) == "no libvixDiskLib.so.9, .so.8 or .so.7 in %s/lib64: %s" % (libdir, HINT)
+    assert "\n" not in str(caught.value)
+
+
+def test_too_old_library(tmp_path):
+    libdir = make_libdir(tmp_path, "libvixDiskLib.so.6")
+    with pytest.raises(VddkNotInstalledError) as caught:
+        loader.load(libdir)
+    assert str(caught.value) == ("%s/lib64/libvixDiskLib.so.6 is too old (VDDK 6.x is not supported): %s"
+                                 % (libdir, HINT))
+
+
+def test_newest_soname_wins_and_option_beats_environment(tmp_path, monkeypatch):
+    libdir = make_libdir(tmp_path / "vddk", "libvixDiskLib.so.7", "libvixDiskLib.so.8", "libvixDiskLib.so.6")
+    monkeypatch.setenv("VMCRYPT_VDDK_LIBDIR", str(tmp_path / "elsewhere"))
+    assert loader.resolve_libdir(libdir) == libdir
+    assert loader.find_library(libdir) == (os.path.join(libdir, "lib64", "libvixDiskLib.so.8"), 8)
+
+
+def test_unloadable_library_is_reported_not_raised_as_oserror(tmp_path):
+    libdir = make_libdir(tmp_path, "libvixDiskLib.so.9")
+    with pytest.raises(VddkNotInstalledError) as caught:
+        loader.load(libdir)
+    message = str(caught.value)
+    assert message.startswith("cannot load %s/lib64/libvixDiskLib.so.9 (" % libdir)
+    assert message.endswith(HINT) and "\n" not in message
