@@ -1,0 +1,161 @@
+"""export_disk into a real repository from an in-memory source: sparse, incremental, resume, failure."""
+import json
+import os
+
+import pytest
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan, incremental_plan
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
+
+CHUNK = 65536
+FAST_SCRYPT = {"n": 2 ** 10, "r": 8, "p": 1}
+VM = {"name": "crypt-vm01", "uuid": "4211-aaaa", "moid": "vm-43"}
+
+
+class FlakyConnection(Exception):
+    """Stands for a VDDK error such as a dropped NBD connection."""
+
+
+class MemoryDisk:
+    """An image in memory; can fail reads to exercise the resume path."""
+
+    def __init__(self, image):
+        self.image = image
+        self.fail_at = {}  # offset -> failures left
+        self.opened = 0
+        self.reads = []
+
+    def open(self):
+        self.opened += 1
+        return _Handle(self)
+
+
+class _Handle:
+    transport_mode = "nbdssl"
+
+    def __init__(self, disk):
+        self.disk = disk
+        self.closed = False
+
+    def read(self, offset, length):
+        assert not self.closed
+        if self.disk.fail_at.get(offset):
+            self.disk.fail_at[offset] -= 1
+            raise FlakyConnection("connection dropped")
+        self.disk.reads.append(offset)
+        return bytes(self.disk.image[offset:offset + length])
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return Repository.create(str(tmp_path / "repo"), Credential.from_password("pw"), chunk_size=CHUNK,
+                             scrypt_params=FAST_SCRYPT)
+
+
+def image_with(size, regions):
+    image = bytearray(size)
+    for offset, data in regions:
+        image[offset:offset + len(data)] = data
+    return image
+
+
+def export(repo, disk, plan, base=None, **kwargs):
+    staged = repo.start_backup(VM, base_backup_id=base)
+    with staged.open_disk("2000", plan.capacity, base_backup_id=base) as writer:
+        report = export_disk(disk.open, writer, plan, retryable=(FlakyConnection,), sleep=lambda seconds: None,
+                             **kwargs)
+    return staged.commit(), report
+
+
+def read_back(repo, backup_id, capacity):
+    image = bytearray(capacity)
+    for offset, data in repo.read_disk(backup_id, "2000"):
+        image[offset:offset + len(data)] = data
+    return bytes(image)
+
+
+def test_sparse_export_reads_only_allocated_chunks_and_round_trips(repo):
+    capacity = 64 * CHUNK
+    image = image_with(capacity, [(3 * CHUNK + 10, os.urandom(1000)), (40 * CHUNK, b"text " * 30000)])
+    plan = full_plan(capacity, CHUNK, [(3 * CHUNK + 10, 1000), (40 * CHUNK, 150000)])
+    disk = MemoryDisk(image)
+    manifest, report = export(repo, disk, plan)
+    assert sorted(disk.reads) == [3 * CHUNK, 40 * CHUNK, 41 * CHUNK, 42 * CHUNK]
+    assert report["bytes_read"] == 4 * CHUNK and report["bytes_skipped"] == 60 * CHUNK
+    assert report["transport"] == "nbdssl" and report["retries"] == 0
+    assert report["new_chunks"] == 4
+    assert read_back(repo, manifest.backup_id, capacity) == bytes(image)
+
+
+def test_incremental_reads_changed_chunks_and_keeps_the_rest_from_the_base(repo):
+    capacity = 16 * CHUNK
+    image = image_with(capacity, [(0, os.urandom(16 * CHUNK))])
+    first, _report = export(repo, MemoryDisk(image), full_plan(capacity, CHUNK))
+    image[5 * CHUNK + 3:5 * CHUNK + 9] = b"CHANGE"
+    disk = MemoryDisk(image)
+    second, report = export(repo, disk, incremental_plan(capacity, CHUNK, [(5 * CHUNK + 3, 6)]),
+                            base=first.backup_id)
+    assert disk.reads == [5 * CHUNK]
+    assert report["incremental"] is True and report["chunks_from_base"] == 16
+    assert report["new_chunks"] == 1
+    assert read_back(repo, second.backup_id, capacity) == bytes(image)
+
+
+def test_dropped_connection_resumes_at_the_failed_chunk(repo):
+    capacity = 8 * CHUNK
+    image = image_with(capacity, [(0, os.urandom(capacity))])
+    disk = MemoryDisk(image)
+    disk.fail_at = {3 * CHUNK: 2}
+    manifest, report = export(repo, disk, full_plan(capacity, CHUNK), max_retries=3)
+    assert report["retries"] == 2
+    assert disk.opened == 3
+    assert disk.reads == [offset * CHUNK for offset in range(8)]  # nothing read twice, nothing skipped
+    assert read_back(repo, manifest.backup_id, capacity) == bytes(image)
+
+
+def test_too_many_failures_name_disk_and_offset_and_record_nothing(repo):
+    capacity = 8 * CHUNK
+    disk = MemoryDisk(image_with(capacity, [(0, os.urandom(capacity))]))
+    disk.fail_at = {6 * CHUNK: 10}
+    staged = repo.start_backup(VM)
+    with pytest.raises(TransferError) as raised:
+        with staged.open_disk("2000", capacity) as writer:
+            export_disk(disk.open, writer, full_plan(capacity, CHUNK), retryable=(FlakyConnection,),
+                        max_retries=2, sleep=lambda seconds: None)
+    assert str(raised.value) == ("disk 2000: reading at offset %d failed after 2 retries: connection dropped"
+                                 % (6 * CHUNK))
+    assert "disk-2000" not in " ".join(staged.parts())
+
+
+def test_other_errors_are_not_retried(repo):
+    class Broken:
+        def read(self, offset, length):
+            raise ValueError("bug")
+
+        def close(self):
+            pass
+    staged = repo.start_backup(VM)
+    with pytest.raises(ValueError):
+        with staged.open_disk("2000", CHUNK) as writer:
+            export_disk(Broken, writer, full_plan(CHUNK, CHUNK), retryable=(FlakyConnection,))
+
+
+def test_progress_file_tracks_bytes_and_ends_done(repo, tmp_path):
+    capacity = 8 * CHUNK
+    path = str(tmp_path / "progress.json")
+    ticks = iter(range(1000))
+    progress = ProgressFile(path, interval=0.0, clock=lambda: next(ticks) / 1000.0)  # 1 ms a tick
+    export(repo, MemoryDisk(image_with(capacity, [(0, os.urandom(capacity))])), full_plan(capacity, CHUNK),
+           progress=progress)
+    with open(path) as handle:
+        [state] = json.load(handle)["disks"]
+    assert state["disk"] == "2000" and state["state"] == "done"
+    assert state["bytes_done"] == state["bytes_total"] == capacity and state["percent"] == 100.0
+    assert state["eta_seconds"] == 0 and state["rate_mib_s"] > 0
