@@ -72,7 +72,8 @@ def _address(buffer, writable):
         raise InvalidArgumentError("VDDK buffers must be contiguous")
     if view.nbytes == 0:
         raise InvalidArgumentError("VDDK buffers must not be empty")
-    if view.readonly:
+    # pylint takes memoryview.readonly for a method, hence the disable.
+    if view.readonly:  # pylint: disable=using-constant-test
         if writable:
             raise InvalidArgumentError("VDDK reads need a writable buffer (bytearray or memoryview of one)")
         if isinstance(buffer, bytes):

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import ctypes
 import logging
+import os
 import re
 import threading
 
@@ -115,10 +116,12 @@ class VddkLibrary:
         """Load VDDK (option vddk_libdir or VMCRYPT_VDDK_LIBDIR) and InitEx it, once per process."""
         with cls._lock:
             if cls._instance is not None and cls._instance.initialized:
+                if not libdir and not os.environ.get(loader.LIBDIR_ENV):
+                    return cls._instance
                 wanted = loader.resolve_libdir(libdir)
                 if wanted != cls._instance.libdir:
                     raise VddkError("VDDK from %s is already initialised in this process; cannot also use %s"
-                                           % (cls._instance.libdir, wanted))
+                                    % (cls._instance.libdir, wanted))
                 return cls._instance
             api = loader.load(libdir)
             router = _LogRouter()

@@ -71,3 +71,21 @@ def test_unloadable_library_is_reported_not_raised_as_oserror(tmp_path):
     message = str(caught.value)
     assert message.startswith("cannot load %s/lib64/libvixDiskLib.so.9 (" % libdir)
     assert message.endswith(HINT) and "\n" not in message
+
+
+def test_a_second_libdir_in_one_process_is_refused(tmp_path, monkeypatch):
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
+
+    class Api(object):
+        libdir = str(tmp_path / "first")
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    library = VddkLibrary(Api(), router=None)
+    monkeypatch.setattr(VddkLibrary, "_instance", library)
+    monkeypatch.delenv("VMCRYPT_VDDK_LIBDIR", raising=False)
+    assert VddkLibrary.get() is library
+    assert VddkLibrary.get(str(tmp_path / "first")) is library
+    with pytest.raises(VddkError) as caught:
+        VddkLibrary.get(str(tmp_path / "second"))
+    assert str(caught.value) == ("VDDK from %s is already initialised in this process; cannot also use %s"
+                                 % (tmp_path / "first", tmp_path / "second"))

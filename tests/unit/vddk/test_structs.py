@@ -30,7 +30,7 @@ INFO = {"biosGeo": 0, "physGeo": 12, "capacity": 24, "adapterType": 32, "numLink
 
 
 def offsets(structure):
-    return dict((name, getattr(structure, name).offset) for name, _ in structure._fields_)
+    return dict((field[0], getattr(structure, field[0]).offset) for field in structure._fields_)
 
 
 def test_connect_params_layout():
