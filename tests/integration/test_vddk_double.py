@@ -298,6 +298,7 @@ def test_read_error_at_an_offset(library, client, estate, double, disks):
         with pytest.raises(VddkError) as caught:
             vddk_disk.read(2048, buffer)
         assert caught.value.code == structs.VIX_E_DISK_NOIO
+        assert not caught.value.retryable
         assert str(caught.value).startswith("reading 64 sectors at sector 2048 of %s: VixDiskLib_Read failed"
                                             % disks[0]["path"])
 
@@ -314,6 +315,7 @@ def test_dropped_connection_fails_until_reconnect(library, client, estate, doubl
                 vddk_disk.read(start, buffer)
             assert caught.value.code == structs.VIX_E_HOST_TCP_CONN_LOST
             assert "reconnect and resume" in str(caught.value)
+            assert caught.value.retryable
     double.write(fault__drop_after_reads="")
     with connect(library, client, estate) as conn, conn.open_disk(disks[0]["path"]) as vddk_disk:
         assert bytes(vddk_disk.read(0, buffer)) == pattern(7, 8 * SECTOR)

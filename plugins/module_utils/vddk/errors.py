@@ -21,6 +21,11 @@ HINTS = {
     18000: "check the server name and that the certificate thumbprint is current",
 }
 
+# Codes after which a new connection may succeed where the old one failed:
+# host connection lost (36), TCP connection refused / socket error / lost
+# (14009-14011).
+RETRYABLE_CODES = frozenset((36, 14009, 14010, 14011))
+
 
 class VddkError(VmcryptError):
     """A VDDK call failed, or VDDK cannot be used here.
@@ -36,6 +41,11 @@ class VddkError(VmcryptError):
         self.raw = raw
         self.text = text
         self.function = function
+
+    @property
+    def retryable(self):
+        """Whether reconnecting (Disconnect, ConnectEx, Open) and retrying may succeed."""
+        return self.code in RETRYABLE_CODES
 
     @classmethod
     def from_vix(cls, function, raw, text, context=None):
