@@ -4,16 +4,12 @@ import os
 
 import pytest
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan, incremental_plan
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 
-CHUNK = 65536
-FAST_SCRYPT = {"n": 2 ** 10, "r": 8, "p": 1}
-VM = {"name": "crypt-vm01", "uuid": "4211-aaaa", "moid": "vm-43"}
+from transfer_helpers import CHUNK, VM
 
 
 class FlakyConnection(Exception):
@@ -51,12 +47,6 @@ class _Handle:
 
     def close(self):
         self.closed = True
-
-
-@pytest.fixture
-def repo(tmp_path):
-    return Repository.create(str(tmp_path / "repo"), Credential.from_password("pw"), chunk_size=CHUNK,
-                             scrypt_params=FAST_SCRYPT)
 
 
 def image_with(size, regions):
