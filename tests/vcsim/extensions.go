@@ -16,6 +16,8 @@ func registerExtensions(model *simulator.Model, opts *options) {
 	simulator.RegisterEndpoint(servePBMAtSDKPath)
 	// Storage policies of VM homes and disks, as PBM reports them.
 	installPolicyAssociations(model)
+	// Changed block tracking: disk changeIds and QueryChangedDiskAreas.
+	installChangeTracking(model)
 }
 
 // servePBMAtSDKPath answers PBM requests at /pbm/sdk, where real vCenter
