@@ -177,10 +177,8 @@ requested_transports:
   elements: str
 """
 
-import re
-
 from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError, PermissionDeniedError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import PermissionDeniedError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.catalog import TRANSPORTS
 from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck, RestoreTarget
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder, VmSelector
@@ -189,15 +187,6 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options imp
     connection_argument_spec,
     vm_selector_argument_spec,
 )
-
-
-def _proxy(finder, proxy_vm, datacenter):
-    try:
-        return finder.find_one(VmSelector(name=proxy_vm, datacenter=datacenter))
-    except NotFoundError:
-        if re.match(r"^vm-\d+$", proxy_vm):
-            return finder.find_one(VmSelector(moid=proxy_vm))
-        raise
 
 
 def main():
@@ -229,7 +218,7 @@ def main():
         with client_from_params(params) as client:
             finder = VmFinder(client)
             vm = finder.find_one(selector) if selector.identifies_one_vm else None
-            proxy = _proxy(finder, params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
+            proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
             checker = PrivilegeCheck(client, finder, principal=params["principal"],
                                      principal_groups=params["principal_groups"])
             result, decision = checker.run(params["phase"], params["transports"], vm=vm, proxy_vm=proxy,

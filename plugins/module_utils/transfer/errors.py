@@ -11,3 +11,11 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import Vmcry
 
 class TransferError(VmcryptError):
     """A disk could not be read or written, after the retries allowed."""
+
+
+def retry_predicate(retryable):
+    """``retryable`` as a function of an error: a predicate already, or exception types."""
+    if callable(retryable) and not isinstance(retryable, type):
+        return retryable
+    types = (retryable,) if isinstance(retryable, type) else tuple(retryable)
+    return lambda error: isinstance(error, types)

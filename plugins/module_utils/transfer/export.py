@@ -19,7 +19,8 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError, retry_predicate
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 
 MIB = 1048576.0
@@ -55,7 +56,9 @@ class _Reader:
             try:
                 self._source = self.open_source()
                 self.transport = getattr(self._source, "transport_mode", None) or self.transport
-            except self.retryable as error:
+            except Exception as error:
+                if not self.retryable(error):
+                    raise
                 self._retry(offset, error)
 
     def _close_source(self):
@@ -63,8 +66,10 @@ class _Reader:
         if source is not None:
             try:
                 source.close()
-            except self.retryable:
-                pass  # the connection is already gone; a new one follows
+            except Exception as error:
+                if not self.retryable(error):
+                    raise
+                # the connection is already gone; a new one follows
 
     def __iter__(self):
         numbers = self.plan.chunk_numbers
@@ -75,7 +80,14 @@ class _Reader:
                 self._ensure_source(offset)
                 try:
                     data = self._source.read(offset, length)
-                except self.retryable as error:
+                except VmcryptError as error:
+                    if not self.retryable(error):
+                        raise TransferError("disk %s: reading at offset %d failed: %s" % (self.disk_key, offset, error))
+                    self._retry(offset, error)
+                    continue
+                except Exception as error:
+                    if not self.retryable(error):
+                        raise
                     self._retry(offset, error)
                     continue
                 position += 1
@@ -92,13 +104,13 @@ def export_disk(open_source, writer, plan, progress=None, retryable=(), max_retr
 
     ``open_source()`` returns an object with ``read(offset, length) -> bytes``
     and ``close()`` (and optionally ``transport_mode``); it is called again to
-    resume after a ``retryable`` error.  The caller closes ``writer`` (its
+    resume after a ``retryable`` error (exception types, or a predicate).  The caller closes ``writer`` (its
     ``with`` block) so that a failure records nothing.  Returns the disk's
     report.
     """
     progress = progress or ProgressFile()
     disk_progress = progress.start_disk(writer.key, plan.bytes_to_read)
-    reader = _Reader(open_source, plan, writer.key, tuple(retryable), max_retries, retry_delay, sleep,
+    reader = _Reader(open_source, plan, writer.key, retry_predicate(retryable), max_retries, retry_delay, sleep,
                      lambda count: progress.advance(disk_progress, count))
     started = clock()
     try:

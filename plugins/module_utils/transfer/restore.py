@@ -20,7 +20,8 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError, retry_predicate
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 
 MIB = 1048576.0
@@ -60,7 +61,13 @@ class _Target:
                     self.transport = getattr(self._handle, "transport_mode", None) or self.transport
                 self._handle.write(offset, data)
                 return
-            except self.retryable as error:
+            except VmcryptError as error:
+                if not self.retryable(error):
+                    raise TransferError("disk %s: writing at offset %d failed: %s" % (self.disk_key, offset, error))
+                self._retry(offset, error)
+            except Exception as error:
+                if not self.retryable(error):
+                    raise
                 self._retry(offset, error)
 
     def close(self):
@@ -68,8 +75,10 @@ class _Target:
         if handle is not None:
             try:
                 handle.close()
-            except self.retryable:
-                pass  # the connection is already gone
+            except Exception as error:
+                if not self.retryable(error):
+                    raise
+                # the connection is already gone
 
 
 def import_disk(open_target, repository, backup_id, disk_key, progress=None, retryable=(), max_retries=3,
@@ -84,7 +93,7 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
     total = sum(length for _offset, length, _chunk in stored)
     progress = progress or ProgressFile()
     disk_progress = progress.start_disk(disk_key, total)
-    target = _Target(open_target, disk_key, tuple(retryable), max_retries, retry_delay, sleep)
+    target = _Target(open_target, disk_key, retry_predicate(retryable), max_retries, retry_delay, sleep)
     threads = threads or _default_threads()
     started = clock()
     written = 0

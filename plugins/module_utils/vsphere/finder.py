@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 try:
     from pyVmomi import vim
 except ImportError:  # the module wrapper reports the missing library
@@ -72,6 +74,15 @@ class VmFinder:
         if selector.name:
             return self._by_name(selector.name, selector.datacenter, selector.folder)
         raise InvalidArgumentError("name, uuid or moid is required to identify a VM")
+
+    def find_by_name_or_moid(self, value, datacenter=None):
+        """A VM named ``value``, or else with moid ``value`` (vm-N): how proxy_vm options are given."""
+        try:
+            return self.find_one(VmSelector(name=value, datacenter=datacenter))
+        except NotFoundError:
+            if re.match(r"^vm-\d+$", value):
+                return self.find_one(VmSelector(moid=value))
+            raise
 
     def _by_moid(self, moid):
         vm = vim.VirtualMachine(moid, self.client.stub)

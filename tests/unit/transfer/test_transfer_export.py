@@ -149,3 +149,19 @@ def test_progress_file_tracks_bytes_and_ends_done(repo, tmp_path):
     assert state["disk"] == "2000" and state["state"] == "done"
     assert state["bytes_done"] == state["bytes_total"] == capacity and state["percent"] == 100.0
     assert state["eta_seconds"] == 0 and state["rate_mib_s"] > 0
+
+
+def test_a_disk_error_that_no_reconnect_cures_names_disk_and_offset(repo):
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
+
+    class BadSector:
+        def read(self, offset, length):
+            raise VmcryptError("VixDiskLib_Read: disk I/O error")
+
+        def close(self):
+            pass
+    staged = repo.start_backup(VM)
+    with pytest.raises(TransferError) as raised:
+        with staged.open_disk("2000", CHUNK) as writer:
+            export_disk(BadSector, writer, full_plan(CHUNK, CHUNK), retryable=(FlakyConnection,))
+    assert str(raised.value) == "disk 2000: reading at offset 0 failed: VixDiskLib_Read: disk I/O error"

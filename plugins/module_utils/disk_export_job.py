@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""disk_export: the disks of one VM's snapshot, through VDDK, into a staged backup.
+
+Order matters for "loses nothing": the transport rules are applied before a
+snapshot exists; a snapshot this run created is removed whatever happens; a
+disk that fails is not recorded (its stored chunks are reclaimed by prune);
+the staged backup is committed only when every disk is in.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import collect_vm_crypto_facts
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan, incremental_plan
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.vddk_endpoints import VddkDiskEndpoint
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.connection import VddkConnection
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.transport import allowed_modes
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.cbt import (
+    ALL_ALLOCATED,
+    ChangeTrackingError,
+    changed_areas,
+)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.snapshots import (
+    create_backup_snapshot,
+    find_snapshot,
+    remove_snapshot,
+    snapshot_disks,
+)
+
+
+def reconnect_cures(error):
+    """The VDDK errors a new connection can cure (a lost connection), not disk I/O errors."""
+    return isinstance(error, VddkError) and error.retryable
+
+
+class ExportOptions:
+    """Plain values from the module's options."""
+
+    def __init__(self, transports=("hotadd", "nbdssl"), snapshot=None, disks=None, incremental=True,
+                 commit=None, backup_id=None, vddk_libdir=None, progress_file=None, max_retries=3,
+                 retry_delay=2.0, threads=None, quiesce=True):
+        self.transports = list(transports)
+        self.snapshot = snapshot
+        self.disks = [str(disk) for disk in disks] if disks else None
+        self.incremental = incremental
+        self.commit = (backup_id is None) if commit is None else commit
+        self.backup_id = backup_id
+        self.vddk_libdir = vddk_libdir
+        self.progress_file = progress_file
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+        self.threads = threads
+        self.quiesce = quiesce
+
+
+def vm_identity(facts):
+    return {"name": facts["name"], "uuid": facts["bios_uuid"], "instance_uuid": facts["instance_uuid"],
+            "moid": facts["moid"]}
+
+
+def select_disks(disks, wanted):
+    """The snapshot disks named by device key or label (all when ``wanted`` is None)."""
+    if not wanted:
+        return disks
+    chosen = [disk for disk in disks if str(disk.key) in wanted or disk.label in wanted]
+    missing = set(wanted) - set(str(disk.key) for disk in chosen) - set(disk.label for disk in chosen)
+    if missing:
+        raise NotFoundError("the snapshot has no disk %s; it has %s" % (
+            ", ".join(sorted(missing)), ", ".join("%d (%s)" % (disk.key, disk.label) for disk in disks)))
+    return chosen
+
+
+class DiskExportJob:
+    def __init__(self, client, finder, repository, vm, options, proxy_vm=None, warn=None):
+        self.client = client
+        self.finder = finder
+        self.repository = repository
+        self.vm = vm
+        self.proxy_vm = proxy_vm
+        self.options = options
+        self.warnings = []
+        self._warn = warn
+
+    def warn(self, text):
+        self.warnings.append(text)
+        if self._warn:
+            self._warn(text)
+
+    def _facts(self, vm):
+        facts, _warnings = collect_vm_crypto_facts(self.client, self.finder, vms=[vm], storage_policies=False)
+        return facts[0]
+
+    def _previous_backup(self, facts):
+        if not self.options.incremental:
+            return None
+        latest = self.repository.latest_backup(facts["instance_uuid"] or facts["bios_uuid"])
+        return self.repository.read_manifest(latest.backup_id) if latest else None
+
+    def plan_only(self):
+        """Check mode: what would be exported, without a snapshot, a connection or a write."""
+        facts = self._facts(self.vm)
+        encrypted = facts["encrypted"] or facts["has_encrypted_disks"]
+        proxy_encrypted = self._proxy_encrypted()
+        transports, refused = allowed_modes(self.options.transports, encrypted, proxy_encrypted)
+        wanted = self.options.disks
+        disks = sorted((disk for disk in facts["disks"]
+                        if not wanted or str(disk["key"]) in wanted or disk["label"] in wanted),
+                       key=lambda disk: disk["key"])
+        previous = self._previous_backup(facts)
+        return {
+            "changed": True,
+            "backup_id": self.options.backup_id,
+            "vm": vm_identity(facts),
+            "transports": transports,
+            "refused_transports": refused,
+            "snapshot": {"moid": None, "created": self.options.snapshot is None, "removed": self.options.snapshot is None},
+            "disks": [{"key": str(disk["key"]), "label": disk["label"], "capacity_bytes": disk["capacity_bytes"],
+                       "encrypted": disk["encrypted"],
+                       "incremental_base": previous.backup_id if previous and facts["cbt_enabled"] else None}
+                      for disk in disks],
+            "committed": False,
+        }
+
+    def _proxy_encrypted(self):
+        if self.proxy_vm is None:
+            return None
+        facts = self._facts(self.proxy_vm)
+        return bool(facts["encrypted"])
+
+    def run(self):
+        facts = self._facts(self.vm)
+        encrypted = facts["encrypted"] or facts["has_encrypted_disks"]
+        proxy_encrypted = self._proxy_encrypted()
+        # Refuse a forbidden transport before anything exists that would need undoing.
+        transports, refused = allowed_modes(self.options.transports, encrypted, proxy_encrypted)
+        for reason in refused:
+            self.warn("transport %s" % reason)
+        library = VddkLibrary.get(self.options.vddk_libdir)
+        staged = (self.repository.staged_backup(self.options.backup_id) if self.options.backup_id
+                  else self.repository.start_backup(vm_identity(facts)))
+        created = self.options.snapshot is None
+        snapshot = None
+        removed = False
+        try:
+            if created:
+                snapshot = create_backup_snapshot(self.client, self.vm, "vmcrypt-backup-%s" % staged.backup_id,
+                                                  encrypted, quiesce=self.options.quiesce)
+            else:
+                snapshot = find_snapshot(self.client, self.vm, self.options.snapshot)
+            disks = select_disks(snapshot_disks(self.client, snapshot), self.options.disks)
+            previous = self._previous_backup(facts)
+            progress = ProgressFile(self.options.progress_file)
+            reports = []
+            for disk in disks:
+                reports.append(self._export_one(library, staged, snapshot, disk, facts, previous, transports,
+                                                encrypted, proxy_encrypted, progress))
+        except BaseException:
+            if created and snapshot is not None:
+                self._remove_quietly(snapshot)
+                removed = True
+            if not self.options.backup_id:
+                staged.discard()
+            raise
+        if created:
+            remove_snapshot(self.client, snapshot)
+            removed = True
+        manifest = staged.commit() if self.options.commit else None
+        return {
+            "changed": True,
+            "backup_id": staged.backup_id,
+            "committed": manifest is not None,
+            "vm": vm_identity(facts),
+            "transports": transports,
+            "refused_transports": refused,
+            "snapshot": {"moid": snapshot._moId, "created": created, "removed": removed},
+            "disks": reports,
+            "warnings": self.warnings,
+        }
+
+    def _remove_quietly(self, snapshot):
+        try:
+            remove_snapshot(self.client, snapshot)
+        except Exception as error:  # the export's own error is the one to report
+            self.warn("could not remove snapshot %s after a failure: %s; remove it by hand"
+                      % (snapshot._moId, error))
+
+    def _plan(self, disk, snapshot, previous, first_handle):
+        chunk_size = self.repository.chunk_size
+        base_change = None
+        if previous is not None and str(disk.key) in previous.disk_keys:
+            base_change = previous.change_id(str(disk.key))
+        if base_change and disk.change_id:
+            try:
+                areas = changed_areas(self.vm, snapshot, disk.key, disk.capacity, base_change)
+                return incremental_plan(disk.capacity, chunk_size, areas), previous.backup_id
+            except ChangeTrackingError as error:
+                self.warn("%s; disk %d is read in full" % (error, disk.key))
+        if disk.change_id:
+            try:
+                return full_plan(disk.capacity, chunk_size,
+                                 changed_areas(self.vm, snapshot, disk.key, disk.capacity, ALL_ALLOCATED)), None
+            except ChangeTrackingError as error:
+                self.warn("%s; using VDDK's allocated blocks" % error)
+        return full_plan(disk.capacity, chunk_size, first_handle.allocated_extents()), None
+
+    def _export_one(self, library, staged, snapshot, disk, facts, previous, transports, encrypted,
+                    proxy_encrypted, progress):
+        def connect():
+            return VddkConnection.from_client(library, self.client, self.vm._moId, snapshot_moref=snapshot._moId,
+                                              transports=transports, read_only=True, vm_encrypted=encrypted,
+                                              proxy_encrypted=proxy_encrypted)
+        endpoint = VddkDiskEndpoint(connect, disk.file_name, read_only=True)
+        first = [endpoint.open()]  # also answers QueryAllocatedBlocks
+
+        def open_source():
+            if first:
+                return first.pop()
+            return endpoint.open()
+        try:
+            plan, base_backup_id = self._plan(disk, snapshot, previous, first[0])
+        except BaseException:
+            first.pop().close()
+            raise
+        properties = dict(disk.properties(), transport=first[0].transport_mode)
+        with staged.open_disk(str(disk.key), disk.capacity, base_backup_id=base_backup_id,
+                              properties=properties) as writer:
+            report = export_disk(open_source, writer, plan, progress=progress,
+                                 retryable=reconnect_cures, max_retries=self.options.max_retries,
+                                 retry_delay=self.options.retry_delay, threads=self.options.threads)
+            writer.set_change_id(disk.change_id)
+        report["label"] = disk.label
+        report["encrypted"] = disk.encrypted
+        report["base_backup_id"] = base_backup_id
+        return report
+

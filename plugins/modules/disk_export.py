@@ -1,0 +1,222 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: disk_export
+short_description: Read a VM's disks through VDDK into the encrypted backup repository
+version_added: 0.1.0
+description:
+  - Reads each disk of a snapshot of the VM through VDDK, which decrypts encrypted disks, and stores the data
+    in the repository, which encrypts it again (AES-256-GCM) and deduplicates it.
+  - Unallocated areas are never read. With changed block tracking and an earlier backup of the VM, only the
+    areas changed since that backup are read; the rest of the disk index comes from the earlier backup.
+  - A lost connection is reopened and the disk resumes at the chunk that failed, up to O(max_retries) times.
+  - Without O(snapshot), a backup snapshot is created (file-system quiesced for encrypted VMs) and removed at
+    the end, also when the export fails.
+  - Without O(backup_id), a new backup is started and committed at the end; with it, the disks are added to
+    that staged backup (metadata_capture started it), which a later step commits.
+author:
+  - vmcrypt.backup maintainers (@vmcrypt-backup)
+extends_documentation_fragment:
+  - vmcrypt.backup.vsphere
+  - vmcrypt.backup.vsphere.VM_SELECTOR
+  - vmcrypt.backup.repository
+  - vmcrypt.backup.vddk
+options:
+  snapshot:
+    description:
+      - Name or moid of an existing snapshot to read. Without it, a temporary backup snapshot is used.
+    type: str
+  disks:
+    description:
+      - Device keys (V(2000)) or labels (V(Hard disk 1)) of the disks to export; all disks by default.
+    type: list
+    elements: str
+  backup_id:
+    description:
+      - Staged backup to add the disks to.
+    type: str
+  commit:
+    description:
+      - Commit the backup when all disks are in. Defaults to V(true) without O(backup_id), V(false) with it.
+    type: bool
+  incremental:
+    description:
+      - Read only changed areas when CBT is enabled and an earlier backup of the VM recorded a changeId.
+    type: bool
+    default: true
+  quiesce:
+    description:
+      - Quiesce the guest file systems for the temporary snapshot (VMware Tools).
+    type: bool
+    default: true
+notes:
+  - In check mode nothing is created, connected or written; the result says what would be exported.
+  - Secrets (vCenter session, repository password) never appear in results or logs.
+attributes:
+  check_mode:
+    description: Reports the disks and transports it would use without taking a snapshot or reading.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Back up every disk of app01 into the repository (one step)
+  vmcrypt.backup.disk_export:
+    name: app01
+    datacenter: DC1
+    repository: /backups/repo
+    transports: [hotadd, nbdssl]
+    proxy_vm: backup-proxy01
+    vddk_libdir: /opt/vmware-vix-disklib-distrib
+  environment:
+    VMCRYPT_REPOSITORY_PASSWORD: "{{ vault_repository_password }}"
+  register: export
+
+- name: Add the disks to a backup that metadata_capture started
+  vmcrypt.backup.disk_export:
+    moid: vm-42
+    repository: /backups/repo
+    backup_id: "{{ metadata.backup_id }}"
+    snapshot: "{{ metadata.snapshot_moid }}"
+    transports: [nbdssl]
+    progress_file: /tmp/app01-export.json
+"""
+
+RETURN = r"""
+backup_id:
+  description: The backup the disks went into.
+  returned: always
+  type: str
+  sample: 20261130T140501Z-1f2e3d4c
+committed:
+  description: Whether the backup was committed (it exists for restores only then).
+  returned: always
+  type: bool
+vm:
+  description: Identity of the VM (C(name), C(uuid), C(instance_uuid), C(moid)).
+  returned: always
+  type: dict
+transports:
+  description: The transports requested and allowed by the rules for this VM, in order.
+  returned: always
+  type: list
+  elements: str
+refused_transports:
+  description: Why requested transports were refused.
+  returned: always
+  type: list
+  elements: str
+snapshot:
+  description: The snapshot read (C(moid)), whether this run created it and removed it.
+  returned: always
+  type: dict
+disks:
+  description: One report per disk.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    key:
+      description: Device key.
+      type: str
+    label:
+      description: Device label.
+      type: str
+    encrypted:
+      description: Whether the disk is encrypted in vSphere.
+      type: bool
+    incremental:
+      description: Whether only changed areas were read.
+      type: bool
+    base_backup_id:
+      description: The backup unchanged areas come from, for an incremental.
+      type: str
+    bytes_read:
+      description: Bytes read through VDDK.
+      type: int
+    bytes_skipped:
+      description: Bytes never read (unallocated or unchanged).
+      type: int
+    bytes_stored:
+      description: New bytes written to the repository (compressed, encrypted).
+      type: int
+    deduplicated_chunks:
+      description: Chunks already in the repository.
+      type: int
+    zero_chunks:
+      description: All-zero chunks (not stored).
+      type: int
+    retries:
+      description: Connections reopened to resume the disk.
+      type: int
+    transport:
+      description: The transport VDDK used.
+      type: str
+    duration_seconds:
+      description: Time spent on the disk.
+      type: float
+    throughput_mib_s:
+      description: Bytes read per second, in MiB.
+      type: float
+"""
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
+from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_export_job import DiskExportJob, ExportOptions
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.options import (
+    open_repository,
+    repository_argument_spec,
+)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.options import vddk_argument_spec
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder, VmSelector
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options import (
+    client_from_params,
+    connection_argument_spec,
+    vm_selector_argument_spec,
+)
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(vm_selector_argument_spec())
+    argument_spec.update(repository_argument_spec())
+    argument_spec.update(vddk_argument_spec())
+    argument_spec.update(
+        snapshot=dict(type="str"),
+        disks=dict(type="list", elements="str"),
+        backup_id=dict(type="str"),
+        commit=dict(type="bool"),
+        incremental=dict(type="bool", default=True),
+        quiesce=dict(type="bool", default=True),
+    )
+    module = VmcryptModule(argument_spec, needs=("vsphere", "repository"), supports_check_mode=True,
+                           mutually_exclusive=[("name", "uuid", "moid"), ("repository_password", "repository_key_file")],
+                           required_one_of=[("name", "uuid", "moid")])
+    params = module.params
+
+    def body():
+        options = ExportOptions(transports=params["transports"], snapshot=params["snapshot"], disks=params["disks"],
+                                incremental=params["incremental"], commit=params["commit"],
+                                backup_id=params["backup_id"], vddk_libdir=params["vddk_libdir"],
+                                progress_file=params["progress_file"], max_retries=params["max_retries"],
+                                quiesce=params["quiesce"])
+        repository = open_repository(params)
+        with client_from_params(params) as client:
+            finder = VmFinder(client)
+            vm = finder.find_one(VmSelector(name=params["name"], uuid=params["uuid"], moid=params["moid"],
+                                            use_instance_uuid=params["use_instance_uuid"],
+                                            datacenter=params["datacenter"], folder=params["folder"]))
+            proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
+            job = DiskExportJob(client, finder, repository, vm, options, proxy_vm=proxy, warn=module.warn)
+            return job.plan_only() if module.check_mode else job.run()
+
+    module.run(body)
+
+
+if __name__ == "__main__":
+    main()

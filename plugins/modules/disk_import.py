@@ -1,0 +1,126 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: disk_import
+short_description: Write backed-up disks through VDDK into the disks of a VM
+version_added: 0.1.0
+description:
+  - Writes the disks of a committed backup into the disks of a powered-off VM (usually the one vm_restore
+    created) through VDDK, which encrypts them again for an encrypted VM.
+  - Every chunk is authenticated before it is written; areas that were holes in the backup are not written,
+    so they stay holes on a thin disk.
+  - A lost connection is reopened and the disk resumes, up to O(max_retries) times.
+author:
+  - vmcrypt.backup maintainers (@vmcrypt-backup)
+extends_documentation_fragment:
+  - vmcrypt.backup.vsphere
+  - vmcrypt.backup.vsphere.VM_SELECTOR
+  - vmcrypt.backup.repository
+  - vmcrypt.backup.vddk
+options:
+  backup_id:
+    description:
+      - The committed backup whose disks are written.
+    type: str
+    required: true
+  disk_map:
+    description:
+      - Maps a backed-up disk key to a target disk key; for example C(2001) to C(2016) puts backed-up disk 2001
+        on the VM's disk 2016.
+      - By default every backed-up disk goes to the target disk with the same device key.
+    type: dict
+notes:
+  - In check mode nothing is connected or written; the result says which disk goes where.
+attributes:
+  check_mode:
+    description: Checks the backup, the VM's power state and disk sizes, and reports the plan.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Write the disks of a backup into the restored VM
+  vmcrypt.backup.disk_import:
+    name: app01-restored
+    repository: /backups/repo
+    backup_id: "{{ backup_id }}"
+    transports: [nbdssl]
+    vddk_libdir: /opt/vmware-vix-disklib-distrib
+  environment:
+    VMCRYPT_REPOSITORY_PASSWORD: "{{ vault_repository_password }}"
+"""
+
+RETURN = r"""
+backup_id:
+  description: The backup written.
+  returned: always
+  type: str
+transports:
+  description: The transports requested and allowed by the rules for this VM, in order.
+  returned: always
+  type: list
+  elements: str
+refused_transports:
+  description: Why requested transports were refused.
+  returned: always
+  type: list
+  elements: str
+disks:
+  description: One report per disk (C(key), C(target), C(target_file), C(bytes_written), C(bytes_skipped),
+    C(retries), C(transport), C(duration_seconds), C(throughput_mib_s)).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
+from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_import_job import DiskImportJob, ImportOptions
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.options import (
+    open_repository,
+    repository_argument_spec,
+)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.options import vddk_argument_spec
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder, VmSelector
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options import (
+    client_from_params,
+    connection_argument_spec,
+    vm_selector_argument_spec,
+)
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(vm_selector_argument_spec())
+    argument_spec.update(repository_argument_spec())
+    argument_spec.update(vddk_argument_spec())
+    argument_spec.update(backup_id=dict(type="str", required=True), disk_map=dict(type="dict"))
+    module = VmcryptModule(argument_spec, needs=("vsphere", "repository"), supports_check_mode=True,
+                           mutually_exclusive=[("name", "uuid", "moid"), ("repository_password", "repository_key_file")],
+                           required_one_of=[("name", "uuid", "moid")])
+    params = module.params
+
+    def body():
+        options = ImportOptions(params["backup_id"], disk_map=params["disk_map"], transports=params["transports"],
+                                vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
+                                max_retries=params["max_retries"])
+        repository = open_repository(params)
+        with client_from_params(params) as client:
+            finder = VmFinder(client)
+            vm = finder.find_one(VmSelector(name=params["name"], uuid=params["uuid"], moid=params["moid"],
+                                            use_instance_uuid=params["use_instance_uuid"],
+                                            datacenter=params["datacenter"], folder=params["folder"]))
+            proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
+            job = DiskImportJob(client, finder, repository, vm, options, proxy_vm=proxy)
+            return job.plan_only() if module.check_mode else job.run()
+
+    module.run(body)
+
+
+if __name__ == "__main__":
+    main()

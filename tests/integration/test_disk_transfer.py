@@ -1,0 +1,279 @@
+"""disk_export and disk_import through ansible-playbook: vcsim, the VDDK double, a real repository.
+
+The encrypted VM's disks are vcsim's flat files; the test writes known data
+into them, exports through the double (which the modules take for VDDK),
+checks the repository holds exactly that data, then imports it into another
+VM's disks and compares the files.
+"""
+import os
+
+import pytest
+from pyVmomi import vim
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+
+from estate import wait_for_task
+from playbook import run_playbook
+from vddk_double_config import DOUBLE_LIB, DOUBLE_LIBDIR, Double
+from vsphere_env import vmware_env
+
+PASSWORD = "repo-Passw0rd-for-tests"
+CHUNK = 256 * 1024
+MIB = 1024 * 1024
+SOURCE = "crypt-vm01"
+TARGET = "plain-vm01"
+
+
+def flat_file(vcsim, datastore_path):
+    datastore, relative = datastore_path[1:].split("] ", 1)
+    return os.path.join(vcsim.datastores[datastore], relative[:-len(".vmdk")] + "-flat.vmdk")
+
+
+def content(path, capacity):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return data + bytes(capacity - len(data))
+
+
+def put(path, offset, data):
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(data)
+
+
+@pytest.fixture
+def disks(vcsim, estate):
+    """Known data in SOURCE's disks; every flat file of both VMs emptied afterwards."""
+    files = {}
+    for vm in (SOURCE, TARGET):
+        for disk in estate["vms"][vm]["disks"]:
+            files[(vm, disk["key"])] = (flat_file(vcsim, disk["file"]), disk["capacity_kb"] * 1024)
+    source_2000, source_2001 = files[(SOURCE, 2000)][0], files[(SOURCE, 2001)][0]
+    put(source_2000, MIB + 10, os.urandom(300 * 1024))
+    put(source_2000, 9 * MIB, b"log line with some words\n" * 20000)
+    put(source_2001, 0, os.urandom(64 * 1024))
+    try:
+        yield files
+    finally:
+        for path, _capacity in files.values():
+            os.truncate(path, 0)
+
+
+@pytest.fixture
+def double(vcsim, estate, tmp_path):
+    if not os.path.exists(DOUBLE_LIB):
+        pytest.fail("%s is missing: run make vddk-double" % DOUBLE_LIB)
+    return Double(vcsim, estate, tmp_path)
+
+
+@pytest.fixture
+def repository(tmp_path):
+    path = str(tmp_path / "repo")
+    Repository.create(path, Credential.from_password(PASSWORD), chunk_size=CHUNK)
+    return path
+
+
+def snapshot_trees(vm):
+    try:
+        info = vm.snapshot
+    except AttributeError:  # pyVmomi raises for the unset snapshot property of a simulated VM
+        return []
+    return list(info.rootSnapshotList) if info else []
+
+
+@pytest.fixture
+def source_vm(vcsim_si, estate):
+    vm = vim.VirtualMachine(estate["vms"][SOURCE]["moid"], vcsim_si._stub)
+    yield vm
+    for tree in snapshot_trees(vm):
+        wait_for_task(tree.snapshot.RemoveSnapshot_Task(removeChildren=True))
+
+
+def snapshot_of(vm, double):
+    snapshot = wait_for_task(vm.CreateSnapshot_Task(name="test-backup", description="", memory=False, quiesce=False))
+    double.snapshots = [snapshot._moId]
+    double.write()
+    return snapshot
+
+
+def env_for(vcsim, double):
+    env = vmware_env(vcsim)
+    env.update(VMCRYPT_REPOSITORY_PASSWORD=PASSWORD, VMCRYPT_VDDK_LIBDIR=DOUBLE_LIBDIR,
+               VMCRYPT_VDDK_DOUBLE_CONFIG=double.config_path)
+    return env
+
+
+def export(tmp_path, vcsim, double, repository, check=False, **args):
+    args.setdefault("name", SOURCE)
+    args.setdefault("transports", ["nbdssl"])
+    args["repository"] = repository
+    run = run_playbook(tmp_path, [{"name": "export", "vmcrypt.backup.disk_export": args, "ignore_errors": True}],
+                       env=env_for(vcsim, double), check=check)
+    return run, run["export"]
+
+
+def open_repository(path):
+    return Repository.open(path, Credential.from_password(PASSWORD))
+
+
+def assert_nothing_left(vm, repository):
+    assert snapshot_trees(vm) == [], "a snapshot was left behind"
+    repo = open_repository(repository)
+    assert repo.list_backups() == [] and repo.list_staged() == []
+
+
+def test_export_then_import_is_byte_identical(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    snapshot = snapshot_of(source_vm, double)
+    run, result = export(tmp_path, vcsim, double, repository, snapshot=snapshot._moId, transports=["san", "nbdssl"])
+    assert result["_status"] == "ok", run.output
+    assert result["committed"] is True and result["snapshot"] == {"moid": snapshot._moId, "created": False,
+                                                                  "removed": False}
+    assert result["transports"] == ["nbdssl"]
+    assert result["refused_transports"] == ["san refused: san is not supported for encrypted disks; use nbdssl or hotadd"]
+    reports = dict((disk["key"], disk) for disk in result["disks"])
+    assert reports["2000"]["encrypted"] is True and reports["2001"]["encrypted"] is False
+    assert reports["2000"]["transport"] == "nbdssl"
+    # Only the chunks holding data are read: 2 for the 300 KiB at 1 MiB+10, 2 for the text at 9 MiB.
+    assert reports["2000"]["bytes_read"] == 4 * CHUNK
+    assert reports["2000"]["bytes_skipped"] == 16 * MIB - 4 * CHUNK
+    assert reports["2001"]["bytes_read"] == CHUNK
+
+    repo = open_repository(repository)
+    for key in (2000, 2001):
+        path, capacity = disks[(SOURCE, key)]
+        restored = b"".join(data for _offset, data in repo.read_disk(result["backup_id"], str(key)))
+        assert restored == content(path, capacity)
+
+    connects = double.calls("ConnectEx")
+    assert len(connects) == 2  # one connection per disk
+    for connect in connects:
+        assert connect["transportModes"] == "nbdssl" and connect["snapshotRef"] == snapshot._moId
+        assert connect["vmxSpec"] == "moref=%s" % estate["vms"][SOURCE]["moid"]
+        assert connect["cookieGiven"] == 1 and connect["readOnly"] == 1 and connect["credType"] == "sessionid"
+    assert [call["startSector"] * 512 for call in double.calls("Read")] == [
+        MIB, MIB + CHUNK, 9 * MIB, 9 * MIB + CHUNK, 0]
+    assert PASSWORD not in run.output and vcsim.password not in run.output
+
+    run = run_playbook(tmp_path, [{"name": "import", "vmcrypt.backup.disk_import": {
+        "name": TARGET, "repository": repository, "backup_id": result["backup_id"], "transports": ["nbdssl"]}}],
+        env=env_for(vcsim, double))
+    imported = run["import"]
+    assert imported["_status"] == "ok", run.output
+    assert sorted(disk["target"] for disk in imported["disks"]) == ["2000", "2001"]
+    for key in (2000, 2001):
+        source_path, capacity = disks[(SOURCE, key)]
+        target_path, _target_capacity = disks[(TARGET, key)]
+        assert content(target_path, capacity) == content(source_path, capacity)
+    written = dict((disk["key"], disk["bytes_written"]) for disk in imported["disks"])
+    assert written == {"2000": 4 * CHUNK, "2001": CHUNK}  # holes were not written
+
+
+def test_temporary_snapshot_is_created_and_removed(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    double.snapshots = ["*"]
+    double.write()
+    run, result = export(tmp_path, vcsim, double, repository)
+    assert result["_status"] == "ok", run.output
+    assert result["snapshot"]["created"] is True and result["snapshot"]["removed"] is True
+    assert snapshot_trees(source_vm) == []
+    assert set(call["snapshotRef"] for call in double.calls("ConnectEx")) == {result["snapshot"]["moid"]}
+
+
+def test_refused_transport_creates_nothing(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    run, result = export(tmp_path, vcsim, double, repository, transports=["san", "nbd"])
+    assert result["_status"] == "failed"
+    assert result["msg"] == ("no requested VDDK transport is allowed: san refused: san is not supported for "
+                             "encrypted disks; use nbdssl or hotadd; nbd refused: nbd would send the decrypted "
+                             "disk data over the network in clear; use nbdssl")
+    assert double.calls() == []
+    assert_nothing_left(source_vm, repository)
+
+
+def test_hotadd_needs_an_encrypted_proxy(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    run, result = export(tmp_path, vcsim, double, repository, transports=["hotadd"],
+                         proxy_vm=estate["proxies"]["plain"])
+    assert result["_status"] == "failed"
+    assert "hotadd of encrypted disks needs an encrypted proxy VM" in result["msg"]
+    assert_nothing_left(source_vm, repository)
+
+
+def test_dropped_connection_resumes(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    double.snapshots = ["*"]
+    double.write(fault__drop_after_reads=2)
+    run, result = export(tmp_path, vcsim, double, repository, disks=["2000"])
+    assert result["_status"] == "ok", run.output
+    [report] = result["disks"]
+    assert report["retries"] >= 1
+    repo = open_repository(repository)
+    path, capacity = disks[(SOURCE, 2000)]
+    assert b"".join(data for _offset, data in repo.read_disk(result["backup_id"], "2000")) == content(path, capacity)
+
+
+def test_read_error_fails_with_disk_and_offset_and_leaves_nothing(tmp_path, vcsim, estate, disks, double, repository,
+                                                                  source_vm):
+    double.snapshots = ["*"]
+    double.write(fault__read_error_offset=9 * MIB + 5)
+    run, result = export(tmp_path, vcsim, double, repository)
+    assert result["_status"] == "failed"
+    assert result["msg"].startswith("disk 2000: reading at offset %d failed: " % (9 * MIB))
+    assert "\n" not in result["msg"]
+    assert_nothing_left(source_vm, repository)
+
+
+def test_missing_vddk_is_one_clear_line(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    run, result = export(tmp_path, vcsim, double, repository, vddk_libdir=str(tmp_path / "no-vddk-here"))
+    assert result["_status"] == "failed"
+    assert "VDDK" in result["msg"] and "\n" not in result["msg"]
+    assert_nothing_left(source_vm, repository)
+
+
+def test_wrong_repository_password_touches_nothing(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    args = {"name": SOURCE, "repository": repository, "transports": ["nbdssl"], "repository_password": "wrong"}
+    run = run_playbook(tmp_path, [{"name": "export", "vmcrypt.backup.disk_export": args, "ignore_errors": True}],
+                       env=env_for(vcsim, double))
+    assert run["export"]["_status"] == "failed"
+    assert "wrong" not in run["export"]["msg"]
+    assert double.calls() == []
+    assert_nothing_left(source_vm, repository)
+
+
+def test_check_mode_reads_and_creates_nothing(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    run, result = export(tmp_path, vcsim, double, repository, check=True)
+    assert result["_status"] == "ok", run.output
+    assert result["changed"] is True and result["committed"] is False
+    assert [disk["key"] for disk in result["disks"]] == ["2000", "2001"]
+    assert double.calls() == []
+    assert_nothing_left(source_vm, repository)
+
+
+@pytest.fixture
+def change_tracking(source_vm):
+    wait_for_task(source_vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(changeTrackingEnabled=True)))
+    yield
+    wait_for_task(source_vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(changeTrackingEnabled=False)))
+
+
+def test_incremental_reads_only_what_changed(tmp_path, vcsim, estate, disks, double, repository, source_vm,
+                                            change_tracking):
+    double.snapshots = ["*"]
+    double.write()
+    run, first = export(tmp_path, vcsim, double, repository)
+    assert first["_status"] == "ok", run.output
+    full = dict((disk["key"], disk) for disk in first["disks"])
+    assert full["2000"]["incremental"] is False
+    assert full["2000"]["bytes_read"] == 4 * CHUNK  # CBT "*": allocated areas only
+    repo = open_repository(repository)
+    assert repo.read_manifest(first["backup_id"]).change_id("2000")
+
+    path, capacity = disks[(SOURCE, 2000)]
+    put(path, MIB + 100, b"changed!" * 512)  # 4 KiB inside the first chunk that holds data
+    run, second = export(tmp_path, vcsim, double, repository)
+    assert second["_status"] == "ok", run.output
+    reports = dict((disk["key"], disk) for disk in second["disks"])
+    assert reports["2000"]["incremental"] is True
+    assert reports["2000"]["base_backup_id"] == first["backup_id"]
+    assert reports["2000"]["bytes_read"] == CHUNK
+    assert reports["2001"]["incremental"] is True and reports["2001"]["bytes_read"] == 0
+    repo = open_repository(repository)
+    assert b"".join(data for _offset, data in repo.read_disk(second["backup_id"], "2000")) == content(path, capacity)
+    assert b"".join(data for _offset, data in repo.read_disk(first["backup_id"], "2000")) != content(path, capacity)
