@@ -5,6 +5,7 @@ into them, exports through the double (which the modules take for VDDK),
 checks the repository holds exactly that data, then imports it into another
 VM's disks and compares the files.
 """
+import json
 import os
 
 import pytest
@@ -200,10 +201,16 @@ def test_hotadd_needs_an_encrypted_proxy(tmp_path, vcsim, estate, disks, double,
 def test_dropped_connection_resumes(tmp_path, vcsim, estate, disks, double, repository, source_vm):
     double.snapshots = ["*"]
     double.write(fault__drop_after_reads=2)
-    run, result = export(tmp_path, vcsim, double, repository, disks=["2000"])
+    progress_file = str(tmp_path / "progress.json")
+    run, result = export(tmp_path, vcsim, double, repository, disks=["2000"], progress_file=progress_file)
     assert result["_status"] == "ok", run.output
     [report] = result["disks"]
     assert report["retries"] >= 1
+    assert len(double.calls("ConnectEx")) == report["retries"] + 1
+    with open(progress_file) as handle:
+        [progress] = json.load(handle)["disks"]
+    assert progress["disk"] == "2000" and progress["state"] == "done"
+    assert progress["bytes_done"] == progress["bytes_total"] == report["bytes_read"]
     repo = open_repository(repository)
     path, capacity = disks[(SOURCE, 2000)]
     assert b"".join(data for _offset, data in repo.read_disk(result["backup_id"], "2000")) == content(path, capacity)
