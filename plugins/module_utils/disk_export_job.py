@@ -241,4 +241,3 @@ class DiskExportJob:
         report["encrypted"] = disk.encrypted
         report["base_backup_id"] = base_backup_id
         return report
-

@@ -261,7 +261,7 @@ def change_tracking(source_vm):
 
 
 def test_incremental_reads_only_what_changed(tmp_path, vcsim, estate, disks, double, repository, source_vm,
-                                            change_tracking):
+                                             change_tracking):
     double.snapshots = ["*"]
     double.write()
     run, first = export(tmp_path, vcsim, double, repository)

@@ -6,7 +6,6 @@ ConnectEx/Open/Read, and the double's call log shows exactly what the
 binding sent.  The binding is not told it talks to a double.
 """
 import ctypes
-import json
 import os
 import time
 

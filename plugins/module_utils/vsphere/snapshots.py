@@ -50,8 +50,7 @@ class SnapshotDisk:
 def _walk(trees):
     for tree in trees or []:
         yield tree
-        for child in _walk(tree.childSnapshotList):
-            yield child
+        yield from _walk(tree.childSnapshotList)
 
 
 def find_snapshot(client, vm, name_or_moid):
