@@ -87,11 +87,9 @@ class DiskExportJob:
         self.vm = vm
         self.proxy_vm = proxy_vm
         self.options = options
-        self.warnings = []
         self._warn = warn
 
     def warn(self, text):
-        self.warnings.append(text)
         if self._warn:
             self._warn(text)
 
@@ -183,7 +181,6 @@ class DiskExportJob:
             "refused_transports": refused,
             "snapshot": {"moid": snapshot._moId, "created": created, "removed": removed},
             "disks": reports,
-            "warnings": self.warnings,
         }
 
     def _remove_quietly(self, snapshot):
@@ -230,13 +227,19 @@ class DiskExportJob:
         except BaseException:
             first.pop().close()
             raise
-        properties = dict(disk.properties(), transport=first[0].transport_mode)
-        with staged.open_disk(str(disk.key), disk.capacity, base_backup_id=base_backup_id,
-                              properties=properties) as writer:
-            report = export_disk(open_source, writer, plan, progress=progress,
-                                 retryable=reconnect_cures, max_retries=self.options.max_retries,
-                                 retry_delay=self.options.retry_delay, threads=self.options.threads)
-            writer.set_change_id(disk.change_id)
+        transport = first[0].transport_mode
+        properties = dict(disk.properties(), transport=transport)
+        try:
+            with staged.open_disk(str(disk.key), disk.capacity, base_backup_id=base_backup_id,
+                                  properties=properties) as writer:
+                report = export_disk(open_source, writer, plan, progress=progress,
+                                     retryable=reconnect_cures, max_retries=self.options.max_retries,
+                                     retry_delay=self.options.retry_delay, threads=self.options.threads)
+                writer.set_change_id(disk.change_id)
+        finally:
+            while first:  # a plan with nothing to read never took the first connection
+                first.pop().close()
+        report["transport"] = report["transport"] or transport
         report["label"] = disk.label
         report["encrypted"] = disk.encrypted
         report["base_backup_id"] = base_backup_id

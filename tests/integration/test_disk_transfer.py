@@ -281,6 +281,9 @@ def test_incremental_reads_only_what_changed(tmp_path, vcsim, estate, disks, dou
     assert reports["2000"]["base_backup_id"] == first["backup_id"]
     assert reports["2000"]["bytes_read"] == CHUNK
     assert reports["2001"]["incremental"] is True and reports["2001"]["bytes_read"] == 0
+    assert reports["2001"]["transport"] == "nbdssl"
+    # every connection opened was closed, also the one a disk with nothing to read never used
+    assert len(double.calls("ConnectEx")) == len(double.calls("Disconnect")) == len(double.calls("EndAccess"))
     repo = open_repository(repository)
     assert b"".join(data for _offset, data in repo.read_disk(second["backup_id"], "2000")) == content(path, capacity)
     assert b"".join(data for _offset, data in repo.read_disk(first["backup_id"], "2000")) != content(path, capacity)
