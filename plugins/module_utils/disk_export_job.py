@@ -15,7 +15,8 @@ __metaclass__ = type
 
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import collect_vm_crypto_facts
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError, PermissionDeniedError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan, incremental_plan
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
@@ -103,12 +104,24 @@ class DiskExportJob:
         latest = self.repository.latest_backup(facts["instance_uuid"] or facts["bios_uuid"])
         return self.repository.read_manifest(latest.backup_id) if latest else None
 
-    def plan_only(self):
-        """Check mode: what would be exported, without a snapshot, a connection or a write."""
-        facts = self._facts(self.vm)
+    def _transports(self, facts):
+        """(allowed transports, reasons for the others): the guide's rules, then the session's privileges.
+
+        Both are checked before a snapshot exists, so a refusal leaves nothing to undo.
+        """
         encrypted = facts["encrypted"] or facts["has_encrypted_disks"]
         proxy_encrypted = self._proxy_encrypted()
         transports, refused = allowed_modes(self.options.transports, encrypted, proxy_encrypted)
+        decision = PrivilegeCheck(self.client, self.finder).run("backup", transports, vm=self.vm,
+                                                                proxy_vm=self.proxy_vm)[1]
+        if decision.refused_all:
+            raise PermissionDeniedError(decision.refusal_message())
+        return decision.allowed_transports, refused + decision.reasons, encrypted, proxy_encrypted
+
+    def plan_only(self):
+        """Check mode: what would be exported, without a snapshot, a connection or a write."""
+        facts = self._facts(self.vm)
+        transports, refused, _encrypted, _proxy_encrypted = self._transports(facts)
         wanted = self.options.disks
         disks = sorted((disk for disk in facts["disks"]
                         if not wanted or str(disk["key"]) in wanted or disk["label"] in wanted),
@@ -136,10 +149,7 @@ class DiskExportJob:
 
     def run(self):
         facts = self._facts(self.vm)
-        encrypted = facts["encrypted"] or facts["has_encrypted_disks"]
-        proxy_encrypted = self._proxy_encrypted()
-        # Refuse a forbidden transport before anything exists that would need undoing.
-        transports, refused = allowed_modes(self.options.transports, encrypted, proxy_encrypted)
+        transports, refused, encrypted, proxy_encrypted = self._transports(facts)
         for reason in refused:
             self.warn("transport %s" % reason)
         library = VddkLibrary.get(self.options.vddk_libdir)

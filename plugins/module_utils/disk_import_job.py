@@ -14,7 +14,12 @@ __metaclass__ = type
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import collect_vm_crypto_facts
 from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_export_job import reconnect_cures
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, NotFoundError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.restore import import_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.vddk_endpoints import VddkDiskEndpoint
@@ -72,10 +77,15 @@ class DiskImportJob:
         return pairs
 
     def _transports(self, facts):
+        """The guide's rules, then the session's restore privileges on the VM's folder, pool and datastores."""
         encrypted = facts["encrypted"] or facts["has_encrypted_disks"]
         proxy_encrypted = bool(self._facts(self.proxy_vm)["encrypted"]) if self.proxy_vm is not None else None
         transports, refused = allowed_modes(self.options.transports, encrypted, proxy_encrypted)
-        return transports, refused, encrypted, proxy_encrypted
+        decision = PrivilegeCheck(self.client, self.finder).run("restore", transports, vm=self.vm,
+                                                                proxy_vm=self.proxy_vm)[1]
+        if decision.refused_all:
+            raise PermissionDeniedError(decision.refusal_message())
+        return decision.allowed_transports, refused + decision.reasons, encrypted, proxy_encrypted
 
     def plan_only(self):
         manifest = self.repository.read_manifest(self.options.backup_id)

@@ -287,3 +287,18 @@ def test_incremental_reads_only_what_changed(tmp_path, vcsim, estate, disks, dou
     repo = open_repository(repository)
     assert b"".join(data for _offset, data in repo.read_disk(second["backup_id"], "2000")) == content(path, capacity)
     assert b"".join(data for _offset, data in repo.read_disk(first["backup_id"], "2000")) != content(path, capacity)
+
+
+def test_account_without_cryptographer_access_is_refused_before_a_snapshot(tmp_path, vcsim, estate, disks, double,
+                                                                           repository, source_vm):
+    nocrypto = estate["principals"]["nocrypto"]
+    env = env_for(vcsim, double)
+    env.update(VMWARE_USER=nocrypto["login"], VMWARE_PASSWORD=nocrypto["password"])
+    run = run_playbook(tmp_path, [{"name": "export", "ignore_errors": True, "vmcrypt.backup.disk_export": {
+        "name": SOURCE, "repository": repository, "transports": ["nbdssl"]}}], env=env)
+    result = run["export"]
+    assert result["_status"] == "failed"
+    assert result["msg"] == ("no requested transport is allowed: nbdssl refused: missing Cryptographer.Access on "
+                             "%s (%s)" % (SOURCE, estate["vms"][SOURCE]["moid"]))
+    assert double.calls() == []
+    assert_nothing_left(source_vm, repository)
