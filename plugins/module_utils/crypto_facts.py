@@ -181,6 +181,11 @@ def collect_vm_crypto_facts(client, finder, vms=None, container=None, storage_po
     return facts, warnings
 
 
+def vm_crypto_facts_of(client, finder, vm, storage_policies=False):
+    """The facts of one VM reference."""
+    return collect_vm_crypto_facts(client, finder, vms=[vm], storage_policies=storage_policies)[0][0]
+
+
 def _storage_policies(client, items):
     vm_disks = dict((item.moid, [device.key for device in item.get("config.hardware.device") or []
                                  if isinstance(device, vim.vm.device.VirtualDisk)])

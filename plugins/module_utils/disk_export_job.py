@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import collect_vm_crypto_facts
+from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import vm_crypto_facts_of
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError, PermissionDeniedError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
@@ -95,8 +95,7 @@ class DiskExportJob:
             self._warn(text)
 
     def _facts(self, vm):
-        facts, _warnings = collect_vm_crypto_facts(self.client, self.finder, vms=[vm], storage_policies=False)
-        return facts[0]
+        return vm_crypto_facts_of(self.client, self.finder, vm)
 
     def _previous_backup(self, facts):
         if not self.options.incremental:

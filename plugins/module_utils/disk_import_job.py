@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import collect_vm_crypto_facts
+from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import vm_crypto_facts_of
 from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_export_job import reconnect_cures
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import (
     InvalidArgumentError,
@@ -51,7 +51,7 @@ class DiskImportJob:
         self.options = options
 
     def _facts(self, vm):
-        return collect_vm_crypto_facts(self.client, self.finder, vms=[vm], storage_policies=False)[0][0]
+        return vm_crypto_facts_of(self.client, self.finder, vm)
 
     def _pairs(self, manifest, facts):
         """[(backed-up disk key, its capacity, target disk facts)], checked."""

@@ -169,14 +169,16 @@ disks:
 from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
 from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_export_job import DiskExportJob, ExportOptions
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.options import (
+    REPOSITORY_MUTUALLY_EXCLUSIVE,
     open_repository,
     repository_argument_spec,
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.options import vddk_argument_spec
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder, VmSelector
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options import (
     client_from_params,
     connection_argument_spec,
+    selector_from_params,
     vm_selector_argument_spec,
 )
 
@@ -195,7 +197,7 @@ def main():
         quiesce=dict(type="bool", default=True),
     )
     module = VmcryptModule(argument_spec, needs=("vsphere", "repository"), supports_check_mode=True,
-                           mutually_exclusive=[("name", "uuid", "moid"), ("repository_password", "repository_key_file")],
+                           mutually_exclusive=[("name", "uuid", "moid")] + REPOSITORY_MUTUALLY_EXCLUSIVE,
                            required_one_of=[("name", "uuid", "moid")])
     params = module.params
 
@@ -208,9 +210,7 @@ def main():
         repository = open_repository(params)
         with client_from_params(params) as client:
             finder = VmFinder(client)
-            vm = finder.find_one(VmSelector(name=params["name"], uuid=params["uuid"], moid=params["moid"],
-                                            use_instance_uuid=params["use_instance_uuid"],
-                                            datacenter=params["datacenter"], folder=params["folder"]))
+            vm = finder.find_one(selector_from_params(params))
             proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
             job = DiskExportJob(client, finder, repository, vm, options, proxy_vm=proxy, warn=module.warn)
             return job.plan_only() if module.check_mode else job.run()

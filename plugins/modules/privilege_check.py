@@ -181,10 +181,11 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module impo
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import PermissionDeniedError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.catalog import TRANSPORTS
 from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck, RestoreTarget
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder, VmSelector
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options import (
     client_from_params,
     connection_argument_spec,
+    selector_from_params,
     vm_selector_argument_spec,
 )
 
@@ -209,9 +210,7 @@ def main():
     params = module.params
 
     def body():
-        selector = VmSelector(name=params["name"], uuid=params["uuid"], moid=params["moid"],
-                              use_instance_uuid=params["use_instance_uuid"], datacenter=params["datacenter"],
-                              folder=params["folder"])
+        selector = selector_from_params(params)
         target = RestoreTarget(datacenter=params["datacenter"], folder=params["restore_folder"],
                                cluster=params["restore_cluster"], datastores=params["restore_datastores"],
                                encrypted=params["encrypted"])

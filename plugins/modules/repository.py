@@ -233,7 +233,7 @@ def main():
         ),
         needs=("repository",),
         supports_check_mode=True,
-        mutually_exclusive=[("repository_password", "repository_key_file")],
+        mutually_exclusive=options.REPOSITORY_MUTUALLY_EXCLUSIVE,
     )
     module.run(lambda: run(module))
 

@@ -184,10 +184,11 @@ vms:
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
 from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import collect_vm_crypto_facts
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder, VmSelector
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options import (
     client_from_params,
     connection_argument_spec,
+    selector_from_params,
     vm_selector_argument_spec,
 )
 
@@ -201,9 +202,7 @@ def main():
     params = module.params
 
     def body():
-        selector = VmSelector(name=params["name"], uuid=params["uuid"], moid=params["moid"],
-                              use_instance_uuid=params["use_instance_uuid"], datacenter=params["datacenter"],
-                              folder=params["folder"], cluster=params["cluster"])
+        selector = selector_from_params(params)
         with client_from_params(params) as client:
             finder = VmFinder(client)
             if selector.identifies_one_vm:

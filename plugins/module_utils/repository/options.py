@@ -18,6 +18,10 @@ KEY_FILE_ENV = "VMCRYPT_REPOSITORY_KEY_FILE"
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)(i?B)?\s*$", re.IGNORECASE)
 
 
+# A repository opens with a password or a key file, not both.
+REPOSITORY_MUTUALLY_EXCLUSIVE = [("repository_password", "repository_key_file")]
+
+
 def repository_argument_spec(**extra):
     spec = {
         "repository": {"type": "path", "required": True},

@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmSelector
 
 
 def connection_argument_spec():
@@ -39,3 +40,10 @@ def vm_selector_argument_spec():
 def client_from_params(params):
     return VsphereClient(hostname=params["hostname"], username=params["username"], password=params["password"],
                          port=params["port"], validate_certs=params["validate_certs"])
+
+
+def selector_from_params(params):
+    """The VmSelector the options of vm_selector_argument_spec (and cluster, where a module has it) describe."""
+    return VmSelector(name=params["name"], uuid=params["uuid"], moid=params["moid"],
+                      use_instance_uuid=params["use_instance_uuid"], datacenter=params["datacenter"],
+                      folder=params["folder"], cluster=params.get("cluster"))
