@@ -302,3 +302,16 @@ def test_account_without_cryptographer_access_is_refused_before_a_snapshot(tmp_p
                              "%s (%s)" % (SOURCE, estate["vms"][SOURCE]["moid"]))
     assert double.calls() == []
     assert_nothing_left(source_vm, repository)
+
+
+def test_connection_lost_again_and_again_fails_after_the_retries(tmp_path, vcsim, estate, disks, double,
+                                                                 repository, source_vm):
+    double.snapshots = ["*"]
+    double.write(fault__drop_after_reads=1)  # every connection dies after its first read
+    run, result = export(tmp_path, vcsim, double, repository, disks=["2000"], max_retries=2)
+    assert result["_status"] == "failed"
+    # Connections 1-3 each read one chunk (1 MiB, 1 MiB + CHUNK, 9 MiB); the third loss is one too many.
+    assert result["msg"].startswith("disk 2000: reading at offset %d failed after 2 retries: " % (9 * MIB + CHUNK))
+    assert "\n" not in result["msg"]
+    assert len(double.calls("ConnectEx")) == 3
+    assert_nothing_left(source_vm, repository)
