@@ -37,7 +37,7 @@ options:
     type: path
   max_retries:
     description:
-      - How many times a lost VDDK connection is reopened to resume a disk before the task fails with the disk
+      - How many times in all, per disk, a lost VDDK connection is reopened to resume it before the task fails with the disk
         and offset.
     type: int
     default: 3
