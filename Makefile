@@ -77,5 +77,10 @@ bench-vm-facts: setup
 bench-repository: venv collection
 	$(PY) bench/repository_bench.py --size-gib $${BENCH_SIZE_GIB:-3}
 
+# disk_export / disk_import through the VDDK test double, beside restic (apt-get install -y restic).
+.PHONY: bench-disk-transfer
+bench-disk-transfer: setup
+	$(PY) bench/disk_transfer_bench.py --size-gib $${BENCH_SIZE_GIB:-8} --sparse-gib $${BENCH_SPARSE_GIB:-64}
+
 clean:
 	rm -rf $(BUILD) build tests/vcsim/bin

@@ -56,17 +56,22 @@ def _text_pool(rng):
     return b"".join(lines)
 
 
-def make_image(path, size):
-    """A sparse image of ``size`` bytes: regions of random data, log-like text and holes."""
+def make_image(path, size, mix=MIX):
+    """A sparse image of ``size`` bytes: regions of random data, log-like text and holes.
+
+    ``mix`` is ((kind, share), ...) over the kinds "random", "text" and "hole"
+    (MIX by default); ``path`` may be an existing file (a disk's flat extent):
+    it is truncated and rewritten.
+    """
     rng = random.Random(20261130)
     pool = _text_pool(rng)
     regions = size // REGION
     kinds = []
-    for kind, share in MIX:
+    for kind, share in mix:
         kinds += [kind] * int(round(share * regions))
     kinds = (kinds + ["random"] * regions)[:regions]
     rng.shuffle(kinds)
-    counts = dict((kind, kinds.count(kind)) for kind, _share in MIX)
+    counts = dict((kind, kinds.count(kind)) for kind, _share in mix)
     with open(path, "wb") as handle:
         handle.truncate(size)
         for number, kind in enumerate(kinds):
@@ -115,13 +120,43 @@ def _vmcrypt_step(mode, repo_path, image, threads, base_id):
     print(json.dumps({"backup_id": item.backup_id, "stats": item.summary()["stats"]}))
 
 
-def _measure(command, env=None, stdin_path=None):
+# Forks and execs its arguments, then writes "<ru_maxrss KiB> <wall seconds>" of that
+# grandchild to the file named first.  Linux carries the ru_maxrss of the process that
+# forks into the exec'd child (at fork the child's memory is the parent's; exec keeps
+# the high-water mark), so a command started straight from a large parent reports at
+# least the parent's RSS.  This small interpreter (-I -S) is the parent instead.
+_SPAWNER = """import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_pid, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(sys.argv[1], "w") as handle:
+    handle.write("%d %.6f" % (usage.ru_maxrss, wall))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _measure(command, env=None, stdin_path=None, isolate_rss=False):
     """(wall seconds, peak RSS bytes, stdout) of a child process.
 
     Dirty pages left by earlier steps (the image, the other tool's repository)
     are flushed first, untimed, so no step pays for another's writeback.
+    With ``isolate_rss`` the command is started by a small spawner process, so
+    its peak RSS is its own even when this process is large (see _SPAWNER);
+    wall time is then the spawner's fork-to-reap time.
     """
     os.sync()
+    report = None
+    if isolate_rss:
+        handle, report = tempfile.mkstemp(prefix="vmcrypt-bench-rusage-")
+        os.close(handle)
+        command = [sys.executable, "-I", "-S", "-c", _SPAWNER, report] + list(command)
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     start = time.perf_counter()
     process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -130,16 +165,40 @@ def _measure(command, env=None, stdin_path=None):
     out, err = process.stdout.read(), process.stderr.read()
     _pid, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
+    peak = usage.ru_maxrss * 1024
     process.returncode = os.waitstatus_to_exitcode(status)
     if stdin_path:
         stdin.close()
+    if report:
+        with open(report) as handle:
+            figures = handle.read().split()
+        os.remove(report)
+        if figures:
+            peak, wall = int(figures[0]) * 1024, float(figures[1])
     if process.returncode:
         raise SystemExit("step failed: %s\n%s" % (" ".join(command), err.decode(errors="replace")[-2000:]))
-    return wall, usage.ru_maxrss * 1024, out.decode()
+    return wall, peak, out.decode()
 
 
 STEPS = ("vmcrypt first backup", "restic first backup", "vmcrypt second backup, unchanged, re-read",
          "vmcrypt second backup, unchanged, CBT", "restic second backup, unchanged")
+
+
+def restic_env(workdir, repository):
+    """Environment for restic commands on ``repository`` (password, cache inside ``workdir``)."""
+    return dict(os.environ, RESTIC_PASSWORD=PASSWORD, RESTIC_REPOSITORY=repository,
+                RESTIC_CACHE_DIR=os.path.join(workdir, "restic-cache"))
+
+
+def restic_init(restic, env):
+    """A new restic repository (version 2: compression auto) where ``env`` points."""
+    subprocess.run([restic, "init", "--repository-version", "2"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def restic_backup_command(restic, filename="disk.img"):
+    """``restic backup --stdin``: the image piped in, stored as ``filename``."""
+    return [restic, "backup", "--stdin", "--stdin-filename", filename, "--quiet"]
 
 
 def _one_run(workdir, image, size, me, restic, restic_backup, threads):
@@ -148,10 +207,8 @@ def _one_run(workdir, image, size, me, restic, restic_backup, threads):
     theirs = os.path.join(workdir, "restic-repo")
     for path in (ours, theirs):
         shutil.rmtree(path, ignore_errors=True)
-    env = dict(os.environ, RESTIC_PASSWORD=PASSWORD, RESTIC_REPOSITORY=theirs,
-               RESTIC_CACHE_DIR=os.path.join(workdir, "restic-cache"))
-    subprocess.run([restic, "init", "--repository-version", "2"], env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = restic_env(workdir, theirs)
+    restic_init(restic, env)
     steps = {}
 
     def record(name, wall, rss):
@@ -224,7 +281,7 @@ def main():
         composition = dict((kind, "%d MiB" % (count * REGION // MIB)) for kind, count in counts.items())
         print("composition: %s" % composition, flush=True)
         me = [sys.executable, os.path.abspath(__file__), "--step"]
-        restic_backup = [restic, "backup", "--stdin", "--stdin-filename", "disk.img", "--quiet"]
+        restic_backup = restic_backup_command(restic)
         runs = []
         for repetition in range(args.repeat):
             print("-- run %d of %d" % (repetition + 1, args.repeat), flush=True)

@@ -1,0 +1,451 @@
+"""Benchmark: disk_export and disk_import through the VDDK test double, beside restic.
+
+    make bench-disk-transfer                    # 8 GiB image, 64 GiB sparse disk, 3 runs
+    .venv/bin/python bench/disk_transfer_bench.py --size-gib 8 --sparse-gib 64 --repeat 3
+
+What runs is the product path: DiskExportJob / DiskImportJob
+(plugins/module_utils/disk_export_job.py, disk_import_job.py) with the
+default ExportOptions / ImportOptions (transports ["nbdssl"]), talking to our
+own vCenter simulator (tests/integration/vcsim.py) through pyVmomi and to the
+VDDK test double (tests/vddk_double, loaded through VMCRYPT_VDDK_LIBDIR) which
+serves the simulator's flat files.  The VMs are built by
+tests/integration/estate.py's EstateBuilder: encrypted VM home and encrypted
+disk 2000 (so the transport rules and ``encrypted`` flags are those of the
+product's main case), CBT enabled on the source VMs.
+
+The generated image (bench/repository_bench.py ``make_image``: 30% incompressible,
+30% log-like text, 40% holes, by 64 MiB region) is written straight into the
+source VM's ``-flat.vmdk``.  Each run, into fresh repositories:
+
+1. ``cat`` of the flat file to /dev/null (page cache warm): the raw read ceiling,
+   reported as allocated bytes / time;
+2. vmcrypt full export (disk_export: CBT "*" -> allocated chunks only);
+3. restic ``backup --stdin`` of the same file (repository version 2, compression auto);
+4. vmcrypt import (disk_import of the full backup into another encrypted VM's
+   disk, its flat file emptied first);
+5. restic ``restore latest --target DIR`` (restic 0.14 has no ``--sparse``: it
+   writes every byte of the file, holes as zeros);
+6. 1% of the disk changed in areas spread evenly over it (the old bytes saved
+   and put back after the run), a new snapshot, vmcrypt incremental export;
+7. a 64 GiB sparse disk (a little data, the rest holes): export and import, for memory.
+
+Each measured step is a child process (wall time and peak RSS from wait4 via
+repository_bench._measure with ``isolate_rss``: started by a small spawner, so
+the figure is not inflated by this large parent; dirty pages flushed first, untimed).  The backup
+snapshot is created before the step and removed after it, untimed: in the
+simulator, CreateSnapshot hashes the whole flat file for its CBT emulation,
+which is not a cost of our pipeline.  Everything else is in the step: Python
+start, imports, vCenter login, VM facts, CBT query, VDDK connect/open, the
+transfer, the repository commit.
+"""
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+
+from repository_bench import (  # noqa: E402  (bench helpers: image, measurement, restic)
+    COLLECTIONS, MIB, PASSWORD, REGION, _dir_size, _measure, make_image, restic_backup_command, restic_env,
+    restic_init)
+
+GIB = 1 << 30
+# The issue's image: 30% incompressible, 30% compressible text, 40% holes.
+IMAGE_MIX = (("random", 0.30), ("text", 0.30), ("hole", 0.40))
+# The sparse disk for memory: 1/256 random, 1/256 text (512 MiB of data in 64 GiB), the rest holes.
+SPARSE_MIX = (("random", 1 / 256.0), ("text", 1 / 256.0), ("hole", 1 - 2 / 256.0))
+DISK_KEY = "2000"
+SOURCE, TARGET = "bench-src", "bench-dst"
+SPARSE_SOURCE, SPARSE_TARGET = "bench-sparse-src", "bench-sparse-dst"
+STEPS = (
+    ("cat", "cat of the image (ceiling)"),
+    ("export_full", "vmcrypt disk_export, full"),
+    ("restic_backup", "restic backup --stdin"),
+    ("import", "vmcrypt disk_import"),
+    ("restic_restore", "restic restore"),
+    ("export_incremental", "vmcrypt disk_export, incremental 1%"),
+    ("sparse_export", "vmcrypt disk_export, sparse disk"),
+    ("sparse_import", "vmcrypt disk_import, sparse disk"),
+)
+
+
+# -- child process: one job -------------------------------------------------------------
+def _job_step(spec):
+    """Run one DiskExportJob or DiskImportJob; print its result as JSON."""
+    sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_export_job import DiskExportJob, ExportOptions
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_import_job import DiskImportJob, ImportOptions
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder, VmSelector
+
+    repository = Repository.open(spec["repository"], Credential.from_password(PASSWORD))
+    with VsphereClient(spec["host"], spec["username"], spec["password"], port=spec["port"],
+                       validate_certs=False) as client:
+        finder = VmFinder(client)
+        vm = finder.find_one(VmSelector(moid=spec["vm"]))
+        if spec["kind"] == "export":
+            options = ExportOptions(transports=["nbdssl"], snapshot=spec["snapshot"], disks=[DISK_KEY],
+                                    vddk_libdir=spec["libdir"])
+            result = DiskExportJob(client, finder, repository, vm, options).run()
+        else:
+            options = ImportOptions(spec["backup_id"], disk_map={DISK_KEY: DISK_KEY}, transports=["nbdssl"],
+                                    vddk_libdir=spec["libdir"])
+            result = DiskImportJob(client, finder, repository, vm, options).run()
+    print(json.dumps(result))
+
+
+# -- the simulated estate ----------------------------------------------------------------
+class Bench(object):
+    def __init__(self, workdir, size, sparse_size):
+        import estate
+        from vcsim import Vcsim
+        from vddk_double_config import DOUBLE_LIB, DOUBLE_LIBDIR, Double
+
+        if not os.path.exists(DOUBLE_LIB):
+            raise SystemExit("%s is missing: run `make vddk-double`" % DOUBLE_LIB)
+        self.workdir = workdir
+        self.libdir = DOUBLE_LIBDIR
+        self.vcsim = Vcsim(hosts_per_cluster=1, vms_per_pool=0, datastore_dir=os.path.join(workdir, "datastores"))
+        os.makedirs(self.vcsim.datastore_dir, exist_ok=True)
+        self.vcsim.start()
+        self.si = self.vcsim.connect()
+        builder = estate.EstateBuilder(self.si)
+        builder.register_key_provider()
+        self.vms = {}
+        self.objects = {}
+        # EstateBuilder.create_vm sizes its disks from estate.DISK_SIZES_KB: the
+        # bench's capacities go in there (CreateVM writes the descriptor's
+        # "RW <sectors>" line from it; a later ReconfigVM would not).
+        saved = estate.DISK_SIZES_KB
+        try:
+            for name, capacity in ((SOURCE, size), (TARGET, size), (SPARSE_SOURCE, sparse_size),
+                                   (SPARSE_TARGET, sparse_size)):
+                estate.DISK_SIZES_KB = (capacity // 1024, 1024)
+                self.vms[name] = builder.build_vm(name, encrypt=True)
+                self.objects[name] = self.si.content.searchIndex.FindChild(builder.vm_folder, name)
+        finally:
+            estate.DISK_SIZES_KB = saved
+        from pyVmomi import vim
+        self.vim = vim
+        self.wait = estate.wait_for_task
+        for name in (SOURCE, SPARSE_SOURCE):
+            self.wait(self.objects[name].ReconfigVM_Task(spec=vim.vm.ConfigSpec(changeTrackingEnabled=True)))
+        self.double = Double(self.vcsim, {"vms": self.vms}, pathlib.Path(workdir))
+        self.double.snapshots = ["*"]
+        self.double.settings["log"] = ""  # no call log: one JSON line per read is test tooling, not VDDK
+        self.double.write()
+        self.env = dict(os.environ, VMCRYPT_VDDK_DOUBLE_CONFIG=self.double.config_path,
+                        VMCRYPT_VDDK_LIBDIR=self.libdir)
+
+    def flat_file(self, name):
+        disk = [d for d in self.vms[name]["disks"] if str(d["key"]) == DISK_KEY][0]
+        datastore, relative = disk["file"][1:].split("] ", 1)
+        return os.path.join(self.vcsim.datastores[datastore], relative[:-len(".vmdk")] + "-flat.vmdk")
+
+    def snapshot(self, name):
+        return self.wait(self.objects[name].CreateSnapshot_Task(name="bench", description="", memory=False,
+                                                                quiesce=False))
+
+    def remove(self, snapshot):
+        self.wait(snapshot.RemoveSnapshot_Task(removeChildren=True))
+
+    def job(self, kind, name, repository, snapshot=None, backup_id=None):
+        spec = {"kind": kind, "vm": self.vms[name]["moid"], "repository": repository, "host": self.vcsim.host,
+                "port": self.vcsim.port, "username": self.vcsim.username, "password": self.vcsim.password,
+                "libdir": self.libdir, "snapshot": snapshot, "backup_id": backup_id}
+        wall, rss, out = _measure([sys.executable, os.path.abspath(__file__), "--job", json.dumps(spec)],
+                                  env=self.env, isolate_rss=True)
+        return wall, rss, json.loads(out.strip().splitlines()[-1])
+
+    def export(self, name, repository):
+        snapshot = self.snapshot(name)
+        try:
+            return self.job("export", name, repository, snapshot=snapshot._moId)
+        finally:
+            self.remove(snapshot)
+
+    def close(self):
+        from pyVim.connect import Disconnect
+        Disconnect(self.si)
+        self.vcsim.stop()
+
+
+def allocated_bytes(path):
+    """Bytes in data extents of a sparse file (SEEK_DATA / SEEK_HOLE)."""
+    total, position = 0, 0
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        fd = handle.fileno()
+        while position < size:
+            try:
+                data = os.lseek(fd, position, os.SEEK_DATA)
+            except OSError:
+                break
+            hole = os.lseek(fd, data, os.SEEK_HOLE)
+            total += hole - data
+            position = hole
+    return total
+
+
+def change_areas(path, size, share, area):
+    """Overwrite ``share`` of the file in ``area``-byte areas spread evenly; returns what to put back."""
+    count = max(1, int(size * share) // area)
+    stride = size // count
+    saved = []
+    with open(path, "r+b") as handle:
+        for number in range(count):
+            offset = number * stride + (stride - area) // 2  # mid-stride: not chunk aligned on purpose
+            offset -= offset % 4096
+            handle.seek(offset)
+            saved.append((offset, handle.read(area)))
+            handle.seek(offset)
+            handle.write(os.urandom(area))
+    return saved, count
+
+
+def _punch_hole(fd, offset, length):
+    """Deallocate a range (fallocate PUNCH_HOLE | KEEP_SIZE): what was a hole is a hole again."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    if libc.fallocate(fd, 0x02 | 0x01, offset, length) != 0:
+        raise OSError(ctypes.get_errno(), "fallocate(PUNCH_HOLE) failed")
+
+
+def put_back(path, saved, size):
+    """Restore the image as generated: the old bytes, and holes where there were holes (all-zero areas)."""
+    with open(path, "r+b") as handle:
+        for offset, data in saved:
+            if data.count(0) == len(data):
+                handle.flush()
+                _punch_hole(handle.fileno(), offset, len(data))
+            else:
+                handle.seek(offset)
+                handle.write(data)
+    os.truncate(path, size)
+
+
+def empty_disk(path, size):
+    os.truncate(path, 0)
+    os.truncate(path, size)
+
+
+def _fresh_repository(path):
+    sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+    shutil.rmtree(path, ignore_errors=True)
+    Repository.create(path, Credential.from_password(PASSWORD))
+
+
+def one_run(bench, restic, size, sparse_size, allocated, change_share, change_area):
+    work = bench.workdir
+    ours, theirs, restored = (os.path.join(work, name) for name in ("vmcrypt-repo", "restic-repo", "restic-restore"))
+    sparse_repo = os.path.join(work, "vmcrypt-sparse-repo")
+    source, target = bench.flat_file(SOURCE), bench.flat_file(TARGET)
+    steps = {}
+    details = {}
+
+    def record(key, wall, rss, data_bytes, note=""):
+        steps[key] = {"seconds": round(wall, 3), "peak_rss_mib": round(rss / MIB, 1),
+                      "bytes": data_bytes, "mib_per_s": round(data_bytes / MIB / wall, 1)}
+        print("%-40s %8.2f s %8.1f MiB/s  peak RSS %6.1f MiB %s"
+              % (dict(STEPS)[key], wall, data_bytes / MIB / wall, rss / MIB, note), flush=True)
+
+    # 1. ceiling: cat, page cache warmed by an untimed cat first
+    subprocess.run(["cat", source], stdout=subprocess.DEVNULL, check=True)
+    wall, rss, _out = _measure(["sh", "-c", 'exec cat "$0" > /dev/null', source], isolate_rss=True)
+    record("cat", wall, rss, allocated, "(allocated bytes / time; cat reads %.1f GiB)" % (size / GIB))
+
+    # 2. full export
+    _fresh_repository(ours)
+    wall, rss, result = bench.export(SOURCE, ours)
+    [disk] = result["disks"]
+    details["export_full"] = disk
+    record("export_full", wall, rss, allocated,
+           "(read %d MiB, pipeline %.2f s)" % (disk["bytes_read"] // MIB, disk["duration_seconds"]))
+    full_id = result["backup_id"]
+
+    # 3. restic backup of the same bytes
+    for path in (theirs, restored):
+        shutil.rmtree(path, ignore_errors=True)
+    env = restic_env(work, theirs)
+    restic_init(restic, env)
+    wall, rss, _out = _measure(restic_backup_command(restic), env=env, stdin_path=source, isolate_rss=True)
+    record("restic_backup", wall, rss, allocated, "(reads %.1f GiB from stdin)" % (size / GIB))
+
+    # 4. import into the other encrypted VM's (emptied) disk
+    empty_disk(target, size)
+    wall, rss, result = bench.job("import", TARGET, ours, backup_id=full_id)
+    [disk] = result["disks"]
+    details["import"] = disk
+    record("import", wall, rss, allocated, "(wrote %d MiB)" % (disk.get("bytes_written", 0) // MIB))
+    same = subprocess.run(["cmp", "-s", source, target]).returncode == 0
+    details["import_identical"] = same
+    if not same:
+        print("WARNING: the imported disk differs from the source", flush=True)
+
+    # 5. restic restore
+    wall, rss, _out = _measure([restic, "restore", "latest", "--target", restored, "--quiet"], env=env,
+                                isolate_rss=True)
+    record("restic_restore", wall, rss, allocated, "(writes %.1f GiB)" % (size / GIB))
+    shutil.rmtree(restored, ignore_errors=True)
+
+    # 6. incremental: 1% changed in areas spread over the disk
+    saved, count = change_areas(source, size, change_share, change_area)
+    try:
+        wall, rss, result = bench.export(SOURCE, ours)
+    finally:
+        put_back(source, saved, size)
+    [disk] = result["disks"]
+    details["export_incremental"] = dict(disk, changed_areas=count, changed_area_bytes=change_area)
+    if not disk["incremental"]:
+        print("WARNING: the second export was not incremental", flush=True)
+    record("export_incremental", wall, rss, count * change_area,
+           "(%d areas of %d KiB; read %d MiB, pipeline %.2f s)"
+           % (count, change_area // 1024, disk["bytes_read"] // MIB, disk["duration_seconds"]))
+
+    # 7. the sparse disk: export and import, for memory
+    _fresh_repository(sparse_repo)
+    sparse_allocated = allocated_bytes(bench.flat_file(SPARSE_SOURCE))
+    wall, rss, result = bench.export(SPARSE_SOURCE, sparse_repo)
+    [disk] = result["disks"]
+    details["sparse_export"] = disk
+    record("sparse_export", wall, rss, sparse_allocated, "(%.0f GiB disk)" % (sparse_size / GIB))
+    empty_disk(bench.flat_file(SPARSE_TARGET), sparse_size)
+    wall, rss, result = bench.job("import", SPARSE_TARGET, sparse_repo, backup_id=result["backup_id"])
+    details["sparse_import"] = result["disks"][0]
+    record("sparse_import", wall, rss, sparse_allocated, "(%.0f GiB disk)" % (sparse_size / GIB))
+
+    repository_bytes = {"vmcrypt": _dir_size(ours), "restic": _dir_size(theirs)}
+    for path in (ours, theirs, sparse_repo):
+        shutil.rmtree(path, ignore_errors=True)
+    empty_disk(target, size)
+    empty_disk(bench.flat_file(SPARSE_TARGET), sparse_size)
+    return {"steps": steps, "details": details, "repository_bytes": repository_bytes}
+
+
+def load():
+    with open("/proc/loadavg") as handle:
+        return handle.read().split()[:3]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-gib", type=float, default=8.0, help="image (disk) size in GiB (default 8)")
+    parser.add_argument("--sparse-gib", type=float, default=64.0, help="sparse disk size in GiB (default 64)")
+    parser.add_argument("--change-percent", type=float, default=1.0, help="share changed before the incremental")
+    parser.add_argument("--change-area-kib", type=int, default=1024,
+                        help="size of each changed area in KiB (default 1024)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; medians are reported (default 3)")
+    parser.add_argument("--workdir", help="where disks and repositories go (default: a new temp dir)")
+    parser.add_argument("--json", default=os.path.join(HERE, "results", "disk_transfer.json"),
+                        help="figures as JSON (default bench/results/disk_transfer.json)")
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        _job_step(json.loads(args.job))
+        return
+    restic = shutil.which("restic")
+    if not restic:
+        raise SystemExit("restic is not installed: run `apt-get update && apt-get install -y restic`")
+    if not os.path.isdir(os.path.join(COLLECTIONS, "ansible_collections", "vmcrypt", "backup")):
+        raise SystemExit("run `make collection` first")
+    restic_version = subprocess.run([restic, "version"], stdout=subprocess.PIPE, universal_newlines=True,
+                                    check=True).stdout.strip()
+    size = int(args.size_gib * GIB) // REGION * REGION
+    sparse_size = int(args.sparse_gib * GIB) // REGION * REGION
+    workdir = args.workdir or tempfile.mkdtemp(prefix="vmcrypt-disk-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    started = time.time()
+    load_before = load()
+    bench = Bench(workdir, size, sparse_size)
+    try:
+        print("generating the %.2f GiB image and the %.0f GiB sparse disk ..." % (size / GIB, sparse_size / GIB),
+              flush=True)
+        counts = make_image(bench.flat_file(SOURCE), size, mix=IMAGE_MIX)
+        make_image(bench.flat_file(SPARSE_SOURCE), sparse_size, mix=SPARSE_MIX)
+        composition = dict((kind, "%d MiB" % (count * REGION // MIB)) for kind, count in counts.items())
+        allocated = allocated_bytes(bench.flat_file(SOURCE))
+        print("composition: %s; allocated %d MiB" % (composition, allocated // MIB), flush=True)
+        runs = []
+        for repetition in range(args.repeat):
+            print("-- run %d of %d (load %s)" % (repetition + 1, args.repeat, " ".join(load())), flush=True)
+            runs.append(one_run(bench, restic, size, sparse_size, allocated, args.change_percent / 100.0,
+                                args.change_area_kib * 1024))
+        load_after = load()
+    finally:
+        bench.close()
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    table = []
+    median = {}
+    for key, label in STEPS:
+        seconds = [run["steps"][key]["seconds"] for run in runs]
+        data_bytes = runs[0]["steps"][key]["bytes"]
+        median[key] = statistics.median(seconds)
+        table.append({"step": key, "label": label, "median_seconds": round(median[key], 3), "all_seconds": seconds,
+                      "bytes": data_bytes, "median_mib_per_s": round(data_bytes / MIB / median[key], 1),
+                      "peak_rss_mib": max(run["steps"][key]["peak_rss_mib"] for run in runs)})
+    pipeline = dict((key, statistics.median(run["details"][key]["duration_seconds"] for run in runs))
+                    for key in ("export_full", "export_incremental"))
+    peak = dict((item["step"], item["peak_rss_mib"]) for item in table)
+    targets = {
+        "export_vs_restic_backup": {"ratio": round(median["restic_backup"] / median["export_full"], 2), "target": 3.0},
+        "export_vs_cat_ceiling": {"ratio": round(median["cat"] / median["export_full"], 3), "target": 0.5},
+        "incremental_vs_full": {"ratio": round(median["export_incremental"] / median["export_full"], 4),
+                                "target": 0.05, "below": True,
+                                "pipeline_only_ratio": round(pipeline["export_incremental"] / pipeline["export_full"], 4)},
+        "import_vs_restic_restore": {"ratio": round(median["restic_restore"] / median["import"], 2), "target": 2.0},
+        "peak_rss_8gib_disk_mib": {"ratio": max(peak["export_full"], peak["import"]), "target": 300, "below": True,
+                                   "disk_gib": size / GIB},
+        "peak_rss_sparse_disk_mib": {"ratio": max(peak["sparse_export"], peak["sparse_import"]), "target": 300,
+                                     "below": True, "disk_gib": sparse_size / GIB},
+    }
+    for item in targets.values():
+        item["met"] = item["ratio"] < item["target"] if item.get("below") else item["ratio"] >= item["target"]
+    summary = {
+        "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "load_before": load_before,
+        "load_after": load_after, "duration_s": round(time.time() - started), "repeat": args.repeat,
+        "image_bytes": size, "allocated_bytes": allocated, "composition": composition,
+        "sparse_disk_bytes": sparse_size, "change": {"percent": args.change_percent, "area_kib": args.change_area_kib},
+        "restic": restic_version, "restic_restore_mode": "restic restore latest --target DIR (no --sparse in 0.14)",
+        "python": sys.version.split()[0], "steps": table, "pipeline_seconds": pipeline, "targets": targets,
+        "per_run_details": [run["details"] for run in runs], "repository_bytes": runs[-1]["repository_bytes"],
+    }
+    print()
+    print("Medians of %d run(s); load %s before, %s after; %d CPUs; %s"
+          % (args.repeat, " ".join(load_before), " ".join(load_after), os.cpu_count(), restic_version))
+    print()
+    print("| step | bytes counted | median s | MiB/s | peak RSS MiB | all runs s |")
+    print("|---|---:|---:|---:|---:|---|")
+    for item in table:
+        print("| %s | %.0f MiB | %.2f | %.1f | %.1f | %s |"
+              % (item["label"], item["bytes"] / MIB, item["median_seconds"], item["median_mib_per_s"],
+                 item["peak_rss_mib"], ", ".join("%.2f" % value for value in item["all_seconds"])))
+    print()
+    for name, item in targets.items():
+        print("%-28s %-8s target %s%s  -> %s" % (name, item["ratio"], "<" if item.get("below") else ">=",
+                                                 item["target"], "met" if item["met"] else "NOT met"))
+    print("incremental / full, transfer only (the jobs' own duration_seconds): %.4f"
+          % targets["incremental_vs_full"]["pipeline_only_ratio"])
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as handle:
+        json.dump(summary, handle, indent=1)
+    print("written %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()
