@@ -65,8 +65,8 @@ def backup_and_restore(simulator, estate):
     double = Double(simulator, estate, pathlib.Path(workdir))
     double.snapshots = ["*"]
     double.write()
-    print("\nBacking up %s and restoring it into %s (VDDK is played by tests/vddk_double)" % (source["name"],
-                                                                                         target["name"]))
+    print("\nBacking up %s and restoring it into %s (VDDK is played by tests/vddk_double)"
+          % (source["name"], target["name"]))
     try:
         return run_playbook(simulator, os.path.join(HERE, "demo_backup.yml"),
                             {"demo_repository": os.path.join(workdir, "repository"), "demo_source": source["name"],
