@@ -14,17 +14,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import vm_crypto_facts_of
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError, PermissionDeniedError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.job import TransferJob, reconnect_cures
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan, incremental_plan
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.vddk_endpoints import VddkDiskEndpoint
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.connection import VddkConnection
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.transport import allowed_modes
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.cbt import (
     ALL_ALLOCATED,
     ChangeTrackingError,
@@ -36,11 +33,6 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.snapshots i
     remove_snapshot,
     snapshot_disks,
 )
-
-
-def reconnect_cures(error):
-    """The VDDK errors a new connection can cure (a lost connection), not disk I/O errors."""
-    return isinstance(error, VddkError) and error.retryable
 
 
 class ExportOptions:
@@ -80,22 +72,8 @@ def select_disks(disks, wanted):
     return chosen
 
 
-class DiskExportJob:
-    def __init__(self, client, finder, repository, vm, options, proxy_vm=None, warn=None):
-        self.client = client
-        self.finder = finder
-        self.repository = repository
-        self.vm = vm
-        self.proxy_vm = proxy_vm
-        self.options = options
-        self._warn = warn
-
-    def warn(self, text):
-        if self._warn:
-            self._warn(text)
-
-    def _facts(self, vm):
-        return vm_crypto_facts_of(self.client, self.finder, vm)
+class DiskExportJob(TransferJob):
+    phase = "backup"
 
     def _previous_backup(self, facts):
         if not self.options.incremental:
@@ -103,24 +81,10 @@ class DiskExportJob:
         latest = self.repository.latest_backup(facts["instance_uuid"] or facts["bios_uuid"])
         return self.repository.read_manifest(latest.backup_id) if latest else None
 
-    def _transports(self, facts):
-        """(allowed transports, reasons for the others): the guide's rules, then the session's privileges.
-
-        Both are checked before a snapshot exists, so a refusal leaves nothing to undo.
-        """
-        encrypted = facts["encrypted"] or facts["has_encrypted_disks"]
-        proxy_encrypted = self._proxy_encrypted()
-        transports, refused = allowed_modes(self.options.transports, encrypted, proxy_encrypted)
-        decision = PrivilegeCheck(self.client, self.finder).run("backup", transports, vm=self.vm,
-                                                                proxy_vm=self.proxy_vm)[1]
-        if decision.refused_all:
-            raise PermissionDeniedError(decision.refusal_message())
-        return decision.allowed_transports, refused + decision.reasons, encrypted, proxy_encrypted
-
     def plan_only(self):
         """Check mode: what would be exported, without a snapshot, a connection or a write."""
-        facts = self._facts(self.vm)
-        transports, refused, _encrypted, _proxy_encrypted = self._transports(facts)
+        facts = self.facts_of(self.vm)
+        checked = self.check_transports(facts)
         wanted = self.options.disks
         disks = sorted((disk for disk in facts["disks"]
                         if not wanted or str(disk["key"]) in wanted or disk["label"] in wanted),
@@ -130,8 +94,8 @@ class DiskExportJob:
             "changed": True,
             "backup_id": self.options.backup_id,
             "vm": vm_identity(facts),
-            "transports": transports,
-            "refused_transports": refused,
+            "transports": checked.allowed,
+            "refused_transports": checked.refused,
             "snapshot": {"moid": None, "created": self.options.snapshot is None, "removed": self.options.snapshot is None},
             "disks": [{"key": str(disk["key"]), "label": disk["label"], "capacity_bytes": disk["capacity_bytes"],
                        "encrypted": disk["encrypted"],
@@ -140,16 +104,10 @@ class DiskExportJob:
             "committed": False,
         }
 
-    def _proxy_encrypted(self):
-        if self.proxy_vm is None:
-            return None
-        facts = self._facts(self.proxy_vm)
-        return bool(facts["encrypted"])
-
     def run(self):
-        facts = self._facts(self.vm)
-        transports, refused, encrypted, proxy_encrypted = self._transports(facts)
-        for reason in refused:
+        facts = self.facts_of(self.vm)
+        checked = self.check_transports(facts)
+        for reason in checked.refused:
             self.warn("transport %s" % reason)
         library = VddkLibrary.get(self.options.vddk_libdir)
         staged = (self.repository.staged_backup(self.options.backup_id) if self.options.backup_id
@@ -160,7 +118,7 @@ class DiskExportJob:
         try:
             if created:
                 snapshot = create_backup_snapshot(self.client, self.vm, "vmcrypt-backup-%s" % staged.backup_id,
-                                                  encrypted, quiesce=self.options.quiesce)
+                                                  checked.vm_encrypted, quiesce=self.options.quiesce)
             else:
                 snapshot = find_snapshot(self.client, self.vm, self.options.snapshot)
             disks = select_disks(snapshot_disks(self.client, snapshot), self.options.disks)
@@ -168,8 +126,7 @@ class DiskExportJob:
             progress = ProgressFile(self.options.progress_file)
             reports = []
             for disk in disks:
-                reports.append(self._export_one(library, staged, snapshot, disk, facts, previous, transports,
-                                                encrypted, proxy_encrypted, progress))
+                reports.append(self._export_one(library, staged, snapshot, disk, previous, checked, progress))
         except BaseException:
             if created and snapshot is not None:
                 self._remove_quietly(snapshot)
@@ -186,8 +143,8 @@ class DiskExportJob:
             "backup_id": staged.backup_id,
             "committed": manifest is not None,
             "vm": vm_identity(facts),
-            "transports": transports,
-            "refused_transports": refused,
+            "transports": checked.allowed,
+            "refused_transports": checked.refused,
             "snapshot": {"moid": snapshot._moId, "created": created, "removed": removed},
             "disks": reports,
         }
@@ -218,12 +175,12 @@ class DiskExportJob:
                 self.warn("%s; using VDDK's allocated blocks" % error)
         return full_plan(disk.capacity, chunk_size, first_handle.allocated_extents()), None
 
-    def _export_one(self, library, staged, snapshot, disk, facts, previous, transports, encrypted,
-                    proxy_encrypted, progress):
+    def _export_one(self, library, staged, snapshot, disk, previous, checked, progress):
         def connect():
             return VddkConnection.from_client(library, self.client, self.vm._moId, snapshot_moref=snapshot._moId,
-                                              transports=transports, read_only=True, vm_encrypted=encrypted,
-                                              proxy_encrypted=proxy_encrypted)
+                                              transports=checked.allowed, read_only=True,
+                                              vm_encrypted=checked.vm_encrypted,
+                                              proxy_encrypted=checked.proxy_encrypted)
         endpoint = VddkDiskEndpoint(connect, disk.file_name, read_only=True)
         first = [endpoint.open()]  # also answers QueryAllocatedBlocks
 

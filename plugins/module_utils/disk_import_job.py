@@ -12,20 +12,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import vm_crypto_facts_of
-from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_export_job import reconnect_cures
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import (
-    InvalidArgumentError,
-    NotFoundError,
-    PermissionDeniedError,
-)
-from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, NotFoundError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.job import TransferJob, reconnect_cures
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.restore import import_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.vddk_endpoints import VddkDiskEndpoint
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.connection import VddkConnection
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.transport import allowed_modes
 
 
 class ImportOptions:
@@ -41,17 +34,8 @@ class ImportOptions:
         self.threads = threads
 
 
-class DiskImportJob:
-    def __init__(self, client, finder, repository, vm, options, proxy_vm=None):
-        self.client = client
-        self.finder = finder
-        self.repository = repository
-        self.vm = vm
-        self.proxy_vm = proxy_vm
-        self.options = options
-
-    def _facts(self, vm):
-        return vm_crypto_facts_of(self.client, self.finder, vm)
+class DiskImportJob(TransferJob):
+    phase = "restore"
 
     def _pairs(self, manifest, facts):
         """[(backed-up disk key, its capacity, target disk facts)], checked."""
@@ -76,39 +60,29 @@ class DiskImportJob:
             pairs.append((source, capacity, targets[target]))
         return pairs
 
-    def _transports(self, facts):
-        """The guide's rules, then the session's restore privileges on the VM's folder, pool and datastores."""
-        encrypted = facts["encrypted"] or facts["has_encrypted_disks"]
-        proxy_encrypted = bool(self._facts(self.proxy_vm)["encrypted"]) if self.proxy_vm is not None else None
-        transports, refused = allowed_modes(self.options.transports, encrypted, proxy_encrypted)
-        decision = PrivilegeCheck(self.client, self.finder).run("restore", transports, vm=self.vm,
-                                                                proxy_vm=self.proxy_vm)[1]
-        if decision.refused_all:
-            raise PermissionDeniedError(decision.refusal_message())
-        return decision.allowed_transports, refused + decision.reasons, encrypted, proxy_encrypted
-
     def plan_only(self):
         manifest = self.repository.read_manifest(self.options.backup_id)
-        facts = self._facts(self.vm)
+        facts = self.facts_of(self.vm)
         pairs = self._pairs(manifest, facts)
-        transports, refused, _encrypted, _proxy = self._transports(facts)
-        return {"changed": True, "backup_id": manifest.backup_id, "transports": transports,
-                "refused_transports": refused,
+        checked = self.check_transports(facts)
+        return {"changed": True, "backup_id": manifest.backup_id, "transports": checked.allowed,
+                "refused_transports": checked.refused,
                 "disks": [{"source": source, "target": str(target["key"]), "capacity_bytes": capacity}
                           for source, capacity, target in pairs]}
 
     def run(self):
         manifest = self.repository.read_manifest(self.options.backup_id)
-        facts = self._facts(self.vm)
+        facts = self.facts_of(self.vm)
         pairs = self._pairs(manifest, facts)
-        transports, refused, encrypted, proxy_encrypted = self._transports(facts)
+        checked = self.check_transports(facts)
         library = VddkLibrary.get(self.options.vddk_libdir)
         progress = ProgressFile(self.options.progress_file)
 
         def connect():
             return VddkConnection.from_client(library, self.client, self.vm._moId, snapshot_moref=None,
-                                              transports=transports, read_only=False, vm_encrypted=encrypted,
-                                              proxy_encrypted=proxy_encrypted)
+                                              transports=checked.allowed, read_only=False,
+                                              vm_encrypted=checked.vm_encrypted,
+                                              proxy_encrypted=checked.proxy_encrypted)
         reports = []
         for source, _capacity, target in pairs:
             endpoint = VddkDiskEndpoint(connect, target["file"], read_only=False)
@@ -118,5 +92,5 @@ class DiskImportJob:
             report["target"] = str(target["key"])
             report["target_file"] = target["file"]
             reports.append(report)
-        return {"changed": True, "backup_id": manifest.backup_id, "transports": transports,
-                "refused_transports": refused, "disks": reports}
+        return {"changed": True, "backup_id": manifest.backup_id, "transports": checked.allowed,
+                "refused_transports": checked.refused, "disks": reports}

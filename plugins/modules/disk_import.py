@@ -81,43 +81,24 @@ disks:
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
 from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_import_job import DiskImportJob, ImportOptions
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.options import (
-    REPOSITORY_MUTUALLY_EXCLUSIVE,
-    open_repository,
-    repository_argument_spec,
-)
-from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.options import vddk_argument_spec
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options import (
-    client_from_params,
-    connection_argument_spec,
-    selector_from_params,
-    vm_selector_argument_spec,
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.options import (
+    TRANSFER_MODULE_RULES,
+    run_transfer_job,
+    transfer_argument_spec,
 )
 
 
 def main():
-    argument_spec = connection_argument_spec()
-    argument_spec.update(vm_selector_argument_spec())
-    argument_spec.update(repository_argument_spec())
-    argument_spec.update(vddk_argument_spec())
-    argument_spec.update(backup_id=dict(type="str", required=True), disk_map=dict(type="dict"))
+    argument_spec = transfer_argument_spec(backup_id=dict(type="str", required=True), disk_map=dict(type="dict"))
     module = VmcryptModule(argument_spec, needs=("vsphere", "repository"), supports_check_mode=True,
-                           mutually_exclusive=[("name", "uuid", "moid")] + REPOSITORY_MUTUALLY_EXCLUSIVE,
-                           required_one_of=[("name", "uuid", "moid")])
+                           **TRANSFER_MODULE_RULES)
     params = module.params
 
     def body():
         options = ImportOptions(params["backup_id"], disk_map=params["disk_map"], transports=params["transports"],
                                 vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
                                 max_retries=params["max_retries"])
-        repository = open_repository(params)
-        with client_from_params(params) as client:
-            finder = VmFinder(client)
-            vm = finder.find_one(selector_from_params(params))
-            proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
-            job = DiskImportJob(client, finder, repository, vm, options, proxy_vm=proxy)
-            return job.plan_only() if module.check_mode else job.run()
+        return run_transfer_job(module, DiskImportJob, options, warn=module.warn)
 
     module.run(body)
 

@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What disk_export and disk_import share: the VM, its proxy, and which transports they may use."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import vm_crypto_facts_of
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import PermissionDeniedError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.transport import allowed_modes
+
+
+def reconnect_cures(error):
+    """The VDDK errors a new connection can cure (a lost connection), not disk I/O errors."""
+    return isinstance(error, VddkError) and error.retryable
+
+
+class CheckedTransports:
+    """Transports a job may use, why the others may not, and the encryption facts behind that."""
+
+    def __init__(self, allowed, refused, vm_encrypted, proxy_encrypted):
+        self.allowed = allowed
+        self.refused = refused
+        self.vm_encrypted = vm_encrypted
+        self.proxy_encrypted = proxy_encrypted
+
+
+class TransferJob:
+    """A VDDK transfer of one VM's disks, with the repository and the vSphere session it uses."""
+
+    phase = None  # "backup" or "restore", for the privilege check
+
+    def __init__(self, client, finder, repository, vm, options, proxy_vm=None, warn=None):
+        self.client = client
+        self.finder = finder
+        self.repository = repository
+        self.vm = vm
+        self.proxy_vm = proxy_vm
+        self.options = options
+        self._warn = warn
+
+    def warn(self, text):
+        if self._warn:
+            self._warn(text)
+
+    def facts_of(self, vm):
+        return vm_crypto_facts_of(self.client, self.finder, vm)
+
+    def check_transports(self, facts):
+        """The guide's rules, then the session's privileges for the phase, before anything is created.
+
+        A refusal here leaves nothing to undo: no snapshot, no staged backup, no write.
+        """
+        encrypted = facts["encrypted"] or facts["has_encrypted_disks"]
+        proxy_encrypted = bool(self.facts_of(self.proxy_vm)["encrypted"]) if self.proxy_vm is not None else None
+        transports, refused = allowed_modes(self.options.transports, encrypted, proxy_encrypted)
+        decision = PrivilegeCheck(self.client, self.finder).run(self.phase, transports, vm=self.vm,
+                                                                proxy_vm=self.proxy_vm)[1]
+        if decision.refused_all:
+            raise PermissionDeniedError(decision.refusal_message())
+        return CheckedTransports(decision.allowed_transports, refused + decision.reasons, encrypted, proxy_encrypted)
