@@ -20,65 +20,15 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError, retry_predicate
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.reconnect import ReconnectingDisk
 
 MIB = 1048576.0
 
 
 def _default_threads():
     return min(8, max(2, os.cpu_count() or 1))
-
-
-class _Target:
-    """The target disk, reopened after retryable errors, at most ``max_retries`` times."""
-
-    def __init__(self, open_target, disk_key, retryable, max_retries, retry_delay, sleep):
-        self.open_target = open_target
-        self.disk_key = disk_key
-        self.retryable = retryable
-        self.max_retries = max_retries
-        self.retry_delay = retry_delay
-        self.sleep = sleep
-        self.retries = 0
-        self.transport = None
-        self._handle = None
-
-    def _retry(self, offset, error):
-        self.retries += 1
-        if self.retries > self.max_retries:
-            raise TransferError("disk %s: writing at offset %d failed after %d retries: %s"
-                                % (self.disk_key, offset, self.max_retries, error))
-        self.close()
-        self.sleep(self.retry_delay * (2 ** (self.retries - 1)))
-
-    def write(self, offset, data):
-        while True:
-            try:
-                if self._handle is None:
-                    self._handle = self.open_target()
-                    self.transport = getattr(self._handle, "transport_mode", None) or self.transport
-                self._handle.write(offset, data)
-                return
-            except VmcryptError as error:
-                if not self.retryable(error):
-                    raise TransferError("disk %s: writing at offset %d failed: %s" % (self.disk_key, offset, error))
-                self._retry(offset, error)
-            except Exception as error:
-                if not self.retryable(error):
-                    raise
-                self._retry(offset, error)
-
-    def close(self):
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            try:
-                handle.close()
-            except Exception as error:
-                if not self.retryable(error):
-                    raise
-                # the connection is already gone
 
 
 def import_disk(open_target, repository, backup_id, disk_key, progress=None, retryable=(), max_retries=3,
@@ -93,7 +43,8 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
     total = sum(length for _offset, length, _chunk in stored)
     progress = progress or ProgressFile()
     disk_progress = progress.start_disk(disk_key, total)
-    target = _Target(open_target, disk_key, retry_predicate(retryable), max_retries, retry_delay, sleep)
+    target = ReconnectingDisk(open_target, disk_key, "writing", retry_predicate(retryable), max_retries, retry_delay,
+                              sleep)
     threads = threads or _default_threads()
     started = clock()
     written = 0
@@ -111,7 +62,7 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
                 if len(data) != length:
                     raise TransferError("disk %s: chunk at offset %d has %d bytes, the index says %d"
                                         % (disk_key, offset, len(data), length))
-                target.write(offset, data)
+                target.call(offset, lambda handle, offset=offset, data=data: handle.write(offset, data))
                 written += length
                 progress.advance(disk_progress, length)
                 for next_offset, next_length, next_chunk in pending:
