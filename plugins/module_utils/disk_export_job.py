@@ -60,11 +60,16 @@ def vm_identity(facts):
             "moid": facts["moid"]}
 
 
+def is_wanted(key, label, wanted):
+    """Whether the ``disks`` option (device keys or labels; None for all) names this disk."""
+    return not wanted or str(key) in wanted or label in wanted
+
+
 def select_disks(disks, wanted):
     """The snapshot disks named by device key or label (all when ``wanted`` is None)."""
     if not wanted:
         return disks
-    chosen = [disk for disk in disks if str(disk.key) in wanted or disk.label in wanted]
+    chosen = [disk for disk in disks if is_wanted(disk.key, disk.label, wanted)]
     missing = set(wanted) - set(str(disk.key) for disk in chosen) - set(disk.label for disk in chosen)
     if missing:
         raise NotFoundError("the snapshot has no disk %s; it has %s" % (
@@ -85,9 +90,7 @@ class DiskExportJob(TransferJob):
         """Check mode: what would be exported, without a snapshot, a connection or a write."""
         facts = self.facts_of(self.vm)
         checked = self.check_transports(facts)
-        wanted = self.options.disks
-        disks = sorted((disk for disk in facts["disks"]
-                        if not wanted or str(disk["key"]) in wanted or disk["label"] in wanted),
+        disks = sorted((disk for disk in facts["disks"] if is_wanted(disk["key"], disk["label"], self.options.disks)),
                        key=lambda disk: disk["key"])
         previous = self._previous_backup(facts)
         return {
