@@ -31,12 +31,8 @@ def vcsim():
 @pytest.fixture(scope="session")
 def vcsim_si(vcsim):
     """An administrator pyVmomi ServiceInstance on the session simulator."""
-    from pyVim.connect import Disconnect
-    si = vcsim.connect()
-    try:
+    with vcsim.session() as si:
         yield si
-    finally:
-        Disconnect(si)
 
 
 @pytest.fixture(scope="session")

@@ -36,12 +36,8 @@ def own_vcsim():
 
 @pytest.fixture(scope="module")
 def own_si(own_vcsim):
-    from pyVim.connect import Disconnect
-    si = own_vcsim.connect()
-    try:
+    with own_vcsim.session() as si:
         yield si
-    finally:
-        Disconnect(si)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 The launcher (tests/vcsim) prints one JSON line when it listens; this class
 reads it and exposes the connection facts. It builds nothing itself.
 """
+import contextlib
 import json
 import os
 import selectors
@@ -173,6 +174,16 @@ class Vcsim(object):
         return SmartConnect(host=self.host, port=self.port,
                             user=user or self.username, pwd=password or self.password,
                             disableSslCertValidation=True)
+
+    @contextlib.contextmanager
+    def session(self, user=None, password=None):
+        """connect(), logged out again when the block ends."""
+        from pyVim.connect import Disconnect
+        si = self.connect(user, password)
+        try:
+            yield si
+        finally:
+            Disconnect(si)
 
     def __enter__(self):
         return self.start()
