@@ -315,3 +315,28 @@ def test_connection_lost_again_and_again_fails_after_the_retries(tmp_path, vcsim
     assert "\n" not in result["msg"]
     assert len(double.calls("ConnectEx")) == 3
     assert_nothing_left(source_vm, repository)
+
+
+def test_import_refuses_a_bad_plan_before_writing(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    double.snapshots = ["*"]
+    double.write()
+    run, exported = export(tmp_path, vcsim, double, repository)
+    assert exported["_status"] == "ok", run.output
+
+    def import_with(**args):
+        args.update(name=TARGET, repository=repository)
+        args.setdefault("backup_id", exported["backup_id"])
+        return run_playbook(tmp_path, [{"name": "import", "ignore_errors": True,
+                                        "vmcrypt.backup.disk_import": args}], env=env_for(vcsim, double))["import"]
+
+    unknown = import_with(backup_id="20991231T000000Z-deadbeef")
+    assert unknown["_status"] == "failed" and "20991231T000000Z-deadbeef" in unknown["msg"]
+    too_small = import_with(disk_map={"2000": "2001"})
+    assert too_small["_status"] == "failed"
+    assert too_small["msg"] == ("disk 2001 of VM %s has %d bytes, smaller than the %d bytes of backed-up disk 2000"
+                                % (TARGET, 8 * MIB, 16 * MIB))
+    missing = import_with(disk_map={"2000": "2999"})
+    assert missing["_status"] == "failed" and missing["msg"] == "VM %s has no disk 2999; it has 2000, 2001" % TARGET
+    assert [call["call"] for call in double.calls() if call["call"] == "Write"] == []
+    for key in (2000, 2001):
+        assert os.path.getsize(disks[(TARGET, key)][0]) == 0  # nothing written
