@@ -1,16 +1,30 @@
 # -*- coding: utf-8 -*-
 # Copyright: vmcrypt.backup contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Backup snapshots: find, create with the quiescing rules for encrypted VMs, remove, list their disks.
+"""Backup snapshots: find, create with an explicit quiesce spec, remove, list their disks.
 
-The guide: application-quiesced snapshots are not supported for encrypted
-VMs; file-system quiescing is used instead.  The API's ``quiesce`` flag asks
-VMware Tools to quiesce; whether that is application (VSS writers) or
-file-system quiescing is the guest's Tools setting, so for an encrypted VM
-the snapshot is marked as file-system quiesced in its description and the
-caller is told.
+Quiescing is asked for exactly: ``CreateSnapshotEx_Task`` with a quiesce
+spec names the kind, where ``CreateSnapshot_Task(quiesce=True)`` leaves it to
+the guest's VMware Tools settings.
+
+- ``none``: no quiesce spec (crash-consistent);
+- ``filesystem``: on Linux and other guests a ``GuestQuiesceSpec`` (Tools
+  freezes the file systems); on Windows a ``WindowsQuiesceSpec`` with the
+  VSS context ``ctx_file_share_backup`` (VSS_CTX_FILE_SHARE_BACKUP: a shadow
+  copy made without involving any VSS writer);
+- ``application``: on Windows a ``WindowsQuiesceSpec`` with ``ctx_backup``
+  (VSS_CTX_BACKUP: the writers quiesce their applications); elsewhere a
+  ``GuestQuiesceSpec``, since Tools runs the guest's own pre-freeze scripts.
+
+Both Windows specs ask for VSS_BT_COPY (5): files are copied without updating
+the guest's backup history, so a database's own log backups stay whole.
+
+Which kind is allowed (the guide: application quiescing is not supported for
+encrypted VMs) is the workflow's decision; this layer sends what it is told.
+The API reference: "If the virtual machine is powered off or VMware Tools are
+not available, the quiesce spec is ignored", so a snapshot's ``quiesced``
+says what was obtained.
 """
-
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -20,8 +34,12 @@ try:
 except ImportError:  # the module wrapper reports the missing library
     pass
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import key_id_facts
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import AmbiguousError, NotFoundError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import key_id_facts
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import (
+    AmbiguousError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import retrieve_one
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.tasks import wait_for_task
 
@@ -70,13 +88,74 @@ def find_snapshot(client, vm, name_or_moid):
     return by_name[0].snapshot
 
 
-def create_backup_snapshot(client, vm, name, encrypted, quiesce=True, timeout=3600):
-    """Create a snapshot without memory for a backup; returns the snapshot reference."""
-    description = "vmcrypt.backup backup snapshot"
-    if encrypted and quiesce:
-        description += " (file-system quiesced: application quiescing is not supported for encrypted VMs)"
-    task = vm.CreateSnapshot_Task(name=name, description=description, memory=False, quiesce=bool(quiesce))
-    return wait_for_task(client, task, "creating snapshot '%s' of %s" % (name, vm._moId), timeout=timeout)
+QUIESCE_NONE = "none"
+QUIESCE_FILESYSTEM = "filesystem"
+QUIESCE_APPLICATION = "application"
+QUIESCE_MODES = (QUIESCE_NONE, QUIESCE_FILESYSTEM, QUIESCE_APPLICATION)
+
+# VirtualMachineWindowsQuiesceSpecVssBackupContext values.
+VSS_CONTEXT_FILE_SHARE_BACKUP = "ctx_file_share_backup"
+VSS_CONTEXT_BACKUP = "ctx_backup"
+# VSS_BACKUP_TYPE: VSS_BT_COPY copies files without touching their backup history.
+VSS_BT_COPY = 5
+# GuestQuiesceSpec.timeout is in minutes, between 5 and 240.
+QUIESCE_TIMEOUT_MINUTES = (5, 240)
+
+DEFAULT_DESCRIPTION = "vmcrypt.backup backup snapshot"
+
+
+def is_windows_guest(guest_id=None, guest_family=None):
+    """Whether VSS applies: guest.guestFamily "windowsGuest", else a config.guestId such as "windows2019srv_64Guest"."""
+    if guest_family:
+        return guest_family == "windowsGuest"
+    return bool(guest_id) and guest_id.lower().startswith("win")
+
+
+def quiesce_spec(quiesce, windows, timeout_minutes=None):
+    """The quiesce spec ``CreateSnapshotEx_Task`` gets for a mode, or None for "none"."""
+    if quiesce not in QUIESCE_MODES:
+        raise InvalidArgumentError("quiesce must be one of %s, got %r" % (", ".join(QUIESCE_MODES), quiesce))
+    if timeout_minutes is not None:
+        low, high = QUIESCE_TIMEOUT_MINUTES
+        if not low <= int(timeout_minutes) <= high:
+            raise InvalidArgumentError("the quiesce timeout is %s minutes; vSphere accepts %d to %d"
+                                       % (timeout_minutes, low, high))
+        timeout_minutes = int(timeout_minutes)
+    if quiesce == QUIESCE_NONE:
+        return None
+    if not windows:
+        return vim.vm.GuestQuiesceSpec(timeout=timeout_minutes)
+    context = VSS_CONTEXT_BACKUP if quiesce == QUIESCE_APPLICATION else VSS_CONTEXT_FILE_SHARE_BACKUP
+    return vim.vm.WindowsQuiesceSpec(timeout=timeout_minutes, vssBackupContext=context, vssBackupType=VSS_BT_COPY,
+                                     vssBootableSystemState=False, vssPartialFileSupport=False)
+
+
+def create_backup_snapshot(client, vm, name, quiesce=QUIESCE_NONE, windows=False, description=None,
+                           quiesce_timeout=None, timeout=3600):
+    """Create a snapshot without memory for a backup; returns the snapshot reference.
+
+    ``quiesce`` is "none", "filesystem" or "application"; ``windows`` says
+    whether the guest is Windows (see is_windows_guest); ``quiesce_timeout``
+    is the guest's limit in minutes (vSphere's default when None).
+    """
+    spec = quiesce_spec(quiesce, windows, quiesce_timeout)
+    task = vm.CreateSnapshotEx_Task(name=name, description=description or DEFAULT_DESCRIPTION,
+                                    memory=False, quiesceSpec=spec)
+    return wait_for_task(client, task, "creating snapshot '%s' of %s (quiesce: %s)" % (name, vm._moId, quiesce),
+                         timeout=timeout)
+
+
+def find_snapshot_by_name(client, vm, name):
+    """The snapshot tree entry (name, snapshot, quiesced, createTime...) named ``name``, or None.
+
+    For idempotence by name: several snapshots with that name raise AmbiguousError.
+    """
+    info = retrieve_one(client, vm, ["snapshot"]).get("snapshot")
+    found = [tree for tree in _walk(info.rootSnapshotList if info else []) if tree.name == name]
+    if len(found) > 1:
+        raise AmbiguousError("VM %s has %d snapshots named '%s': %s"
+                             % (vm._moId, len(found), name, ", ".join(tree.snapshot._moId for tree in found)))
+    return found[0] if found else None
 
 
 def remove_snapshot(client, snapshot, timeout=3600):
@@ -101,3 +180,8 @@ def snapshot_disks(client, snapshot):
             change_id=getattr(backing, "changeId", None),
         ))
     return sorted(disks, key=lambda disk: disk.key)
+
+
+def snapshot_change_ids(client, snapshot):
+    """{device key: changeId or None} of a snapshot's disks, for the next incremental."""
+    return dict((disk.key, disk.change_id) for disk in snapshot_disks(client, snapshot))
