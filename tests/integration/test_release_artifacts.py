@@ -145,4 +145,3 @@ def with_repository_url(tarball, workdir, url):
                 data = io.BytesIO(payload)
             target.addfile(member, data)
     return str(copy)
-
