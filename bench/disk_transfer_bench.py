@@ -82,8 +82,8 @@ STEPS = (
 def _job_step(spec):
     """Run one DiskExportJob or DiskImportJob; print its result as JSON."""
     sys.path.insert(0, COLLECTIONS)
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_export_job import DiskExportJob, ExportOptions
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_import_job import DiskImportJob, ImportOptions
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import DiskExportJob, ExportOptions
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import DiskImportJob, ImportOptions
     from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
     from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
     from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient

@@ -30,7 +30,7 @@ from playbook import ansible_environment, ansible_playbook_command  # noqa: E402
 from vcsim import Vcsim  # noqa: E402
 from vsphere_env import vmware_env  # noqa: E402
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import collect_vm_crypto_facts  # noqa: E402
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import collect_vm_crypto_facts  # noqa: E402
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient  # noqa: E402
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder  # noqa: E402
 

@@ -14,7 +14,15 @@ __metaclass__ = type
 
 
 class VmcryptError(Exception):
-    """Base of every error the collection reports to a user."""
+    """Base of every error the collection reports to a user.
+
+    ``details`` are result fields the failed task carries beside the message
+    (a verify report, for example); never secrets.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.details = kwargs.pop("details", None) or {}
+        super(VmcryptError, self).__init__(*args, **kwargs)
 
 
 class InvalidArgumentError(VmcryptError):
@@ -43,3 +51,7 @@ class TaskError(VmcryptError):
 
 class PermissionDeniedError(VmcryptError):
     """The account lacks privileges, or a transport was refused by policy."""
+
+
+class VsphereFaultError(VmcryptError):
+    """vCenter refused a call with a fault the code did not expect at that point."""

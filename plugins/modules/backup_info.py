@@ -127,13 +127,13 @@ staged_backups:
   elements: dict
 """
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import options
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository
 
 
 def run(module):
     params = module.params
-    repo = options.open_repository(params)
+    repo = open_repository(params)
     result = {"changed": False}
     if params["backup_id"]:
         result["backup"] = repo.read_manifest(params["backup_id"]).summary()
@@ -149,18 +149,12 @@ def run(module):
 
 
 def main():
-    module = VmcryptModule(
-        argument_spec=options.repository_argument_spec(
-            backup_id={"type": "str"},
-            vm={"type": "str"},
-            latest={"type": "bool", "default": False},
-            staged={"type": "bool", "default": False},
-        ),
-        needs=("repository",),
-        supports_check_mode=True,
-        mutually_exclusive=options.REPOSITORY_MUTUALLY_EXCLUSIVE,
-    )
-    module.run(lambda: run(module))
+    run_module(run, groups=("repository",), options=dict(
+        backup_id=dict(type="str"),
+        vm=dict(type="str"),
+        latest=dict(type="bool", default=False),
+        staged=dict(type="bool", default=False),
+    ))
 
 
 if __name__ == "__main__":

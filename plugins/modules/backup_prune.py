@@ -113,9 +113,9 @@ stale_locks_removed:
   type: int
 """
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import options
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import InvalidRequestError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository
 
 RULES = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
 
@@ -124,32 +124,26 @@ def run(module):
     params = module.params
     for rule in RULES:
         if params[rule] < 0:
-            raise InvalidRequestError("%s must not be negative" % rule)
+            raise InvalidArgumentError("%s must not be negative" % rule)
     if params["abandoned_after_hours"] < 0:
-        raise InvalidRequestError("abandoned_after_hours must not be negative")
-    repo = options.open_repository(params)
+        raise InvalidArgumentError("abandoned_after_hours must not be negative")
+    repo = open_repository(params)
     report = repo.prune(dry_run=module.check_mode, abandoned_after=params["abandoned_after_hours"] * 3600.0,
                         **dict((rule, params[rule]) for rule in RULES))
-    report["changed"] = bool(report["removed_backups"] or report["abandoned_staged_backups"]
-                             or report["chunks_removed"] or report["temp_files_removed"]
-                             or report["stale_locks_removed"])
+    removed = ("removed_backups", "abandoned_staged_backups", "chunks_removed", "temp_files_removed",
+               "stale_locks_removed")
+    report["changed"] = any(report[name] for name in removed)
     return report
 
 
 def main():
-    module = VmcryptModule(
-        argument_spec=options.repository_argument_spec(
-            keep_last={"type": "int", "default": 0},
-            keep_daily={"type": "int", "default": 0},
-            keep_weekly={"type": "int", "default": 0},
-            keep_monthly={"type": "int", "default": 0},
-            abandoned_after_hours={"type": "float", "default": 24.0},
-        ),
-        needs=("repository",),
-        supports_check_mode=True,
-        mutually_exclusive=options.REPOSITORY_MUTUALLY_EXCLUSIVE,
-    )
-    module.run(lambda: run(module))
+    run_module(run, groups=("repository",), options=dict(
+        keep_last=dict(type="int", default=0),
+        keep_daily=dict(type="int", default=0),
+        keep_weekly=dict(type="int", default=0),
+        keep_monthly=dict(type="int", default=0),
+        abandoned_after_hours=dict(type="float", default=24.0),
+    ))
 
 
 if __name__ == "__main__":

@@ -110,38 +110,33 @@ manifest_errors:
   elements: dict
 """
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import options
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import IntegrityError
 
 
 def run(module):
     params = module.params
-    repo = options.open_repository(params)
+    repo = open_repository(params)
     backup_ids = [params["backup_id"]] if params["backup_id"] else None
     if backup_ids:
         repo.read_manifest(params["backup_id"])  # an unknown id is an error, not an empty report
     report = repo.verify(backup_ids, sample=params["sample"], threads=params["threads"])
     report["changed"] = False
     if not report["ok"] and params["fail_on_error"]:
-        module.fail_json(msg="verify found %d missing and %d corrupt chunk references and %d unreadable manifests"
-                         % (report["missing_count"], report["corrupt_count"], len(report["manifest_errors"])),
-                         **report)
+        raise IntegrityError("verify found %d missing and %d corrupt chunk references and %d unreadable manifests"
+                             % (report["missing_count"], report["corrupt_count"], len(report["manifest_errors"])),
+                             details=report)
     return report
 
 
 def main():
-    module = VmcryptModule(
-        argument_spec=options.repository_argument_spec(
-            backup_id={"type": "str"},
-            sample={"type": "float"},
-            threads={"type": "int", "default": 4},
-            fail_on_error={"type": "bool", "default": True},
-        ),
-        needs=("repository",),
-        supports_check_mode=True,
-        mutually_exclusive=options.REPOSITORY_MUTUALLY_EXCLUSIVE,
-    )
-    module.run(lambda: run(module))
+    run_module(run, groups=("repository",), options=dict(
+        backup_id=dict(type="str"),
+        sample=dict(type="float"),
+        threads=dict(type="int", default=4),
+        fail_on_error=dict(type="bool", default=True),
+    ))
 
 
 if __name__ == "__main__":

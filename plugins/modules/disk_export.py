@@ -166,37 +166,24 @@ disks:
       type: float
 """
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
-from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_export_job import DiskExportJob, ExportOptions
-from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.options import (
-    TRANSFER_MODULE_RULES,
-    run_transfer_job,
-    transfer_argument_spec,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.transfer import export_options_from_params, run_transfer_job
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import DiskExportJob
+
+
+def run(module):
+    return run_transfer_job(module, DiskExportJob, export_options_from_params(module.params))
 
 
 def main():
-    argument_spec = transfer_argument_spec(
+    run_module(run, groups=("vsphere", "one_vm", "repository", "vddk"), options=dict(
         snapshot=dict(type="str"),
         disks=dict(type="list", elements="str"),
         backup_id=dict(type="str"),
         commit=dict(type="bool"),
         incremental=dict(type="bool", default=True),
         quiesce=dict(type="bool", default=True),
-    )
-    module = VmcryptModule(argument_spec, needs=("vsphere", "repository"), supports_check_mode=True,
-                           **TRANSFER_MODULE_RULES)
-    params = module.params
-
-    def body():
-        options = ExportOptions(transports=params["transports"], snapshot=params["snapshot"], disks=params["disks"],
-                                incremental=params["incremental"], commit=params["commit"],
-                                backup_id=params["backup_id"], vddk_libdir=params["vddk_libdir"],
-                                progress_file=params["progress_file"], max_retries=params["max_retries"],
-                                quiesce=params["quiesce"])
-        return run_transfer_job(module, DiskExportJob, options, warn=module.warn)
-
-    module.run(body)
+    ))
 
 
 if __name__ == "__main__":

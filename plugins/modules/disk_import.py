@@ -79,28 +79,18 @@ disks:
   elements: dict
 """
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
-from ansible_collections.vmcrypt.backup.plugins.module_utils.disk_import_job import DiskImportJob, ImportOptions
-from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.options import (
-    TRANSFER_MODULE_RULES,
-    run_transfer_job,
-    transfer_argument_spec,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.transfer import import_options_from_params, run_transfer_job
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import DiskImportJob
+
+
+def run(module):
+    return run_transfer_job(module, DiskImportJob, import_options_from_params(module.params))
 
 
 def main():
-    argument_spec = transfer_argument_spec(backup_id=dict(type="str", required=True), disk_map=dict(type="dict"))
-    module = VmcryptModule(argument_spec, needs=("vsphere", "repository"), supports_check_mode=True,
-                           **TRANSFER_MODULE_RULES)
-    params = module.params
-
-    def body():
-        options = ImportOptions(params["backup_id"], disk_map=params["disk_map"], transports=params["transports"],
-                                vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
-                                max_retries=params["max_retries"])
-        return run_transfer_job(module, DiskImportJob, options, warn=module.warn)
-
-    module.run(body)
+    run_module(run, groups=("vsphere", "one_vm", "repository", "vddk"),
+               options=dict(backup_id=dict(type="str", required=True), disk_map=dict(type="dict")))
 
 
 if __name__ == "__main__":

@@ -177,25 +177,39 @@ requested_transports:
   elements: str
 """
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import PermissionDeniedError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.catalog import TRANSPORTS
-from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck, RestoreTarget
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import client_from_params, selector_from_params
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.specs import DEFAULT_TRANSPORTS
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.structs import TRANSPORTS
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options import (
-    client_from_params,
-    connection_argument_spec,
-    selector_from_params,
-    vm_selector_argument_spec,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.access import AccessCheck, RestoreTarget
+
+
+def run(module):
+    params = module.params
+    selector = selector_from_params(params)
+    target = RestoreTarget(datacenter=params["datacenter"], folder=params["restore_folder"],
+                           cluster=params["restore_cluster"], datastores=params["restore_datastores"],
+                           encrypted=params["encrypted"])
+    with client_from_params(params) as client:
+        finder = VmFinder(client)
+        vm = finder.find_one(selector) if selector.identifies_one_vm else None
+        proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
+        checker = AccessCheck(client, finder, principal=params["principal"],
+                              principal_groups=params["principal_groups"])
+        result, decision = checker.run(params["phase"], params["transports"], vm=vm, proxy_vm=proxy,
+                                       restore_target=target)
+    if params["fail_on_missing"] and decision.refused_all:
+        raise PermissionDeniedError(decision.refusal_message())
+    result["changed"] = False
+    return result
 
 
 def main():
-    argument_spec = connection_argument_spec()
-    argument_spec.update(vm_selector_argument_spec())
-    argument_spec.update(
+    run_module(run, groups=("vsphere", "vm"), options=dict(
         phase=dict(type="str", choices=["backup", "restore"], default="backup"),
-        transports=dict(type="list", elements="str", choices=list(TRANSPORTS), default=["hotadd", "nbdssl"]),
+        transports=dict(type="list", elements="str", choices=list(TRANSPORTS), default=list(DEFAULT_TRANSPORTS)),
         proxy_vm=dict(type="str"),
         principal=dict(type="str"),
         principal_groups=dict(type="list", elements="str", default=[]),
@@ -204,30 +218,7 @@ def main():
         restore_datastores=dict(type="list", elements="str", default=[]),
         encrypted=dict(type="bool"),
         fail_on_missing=dict(type="bool", default=False),
-    )
-    module = VmcryptModule(argument_spec, needs=("vsphere",), supports_check_mode=True,
-                           mutually_exclusive=[("name", "uuid", "moid")])
-    params = module.params
-
-    def body():
-        selector = selector_from_params(params)
-        target = RestoreTarget(datacenter=params["datacenter"], folder=params["restore_folder"],
-                               cluster=params["restore_cluster"], datastores=params["restore_datastores"],
-                               encrypted=params["encrypted"])
-        with client_from_params(params) as client:
-            finder = VmFinder(client)
-            vm = finder.find_one(selector) if selector.identifies_one_vm else None
-            proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
-            checker = PrivilegeCheck(client, finder, principal=params["principal"],
-                                     principal_groups=params["principal_groups"])
-            result, decision = checker.run(params["phase"], params["transports"], vm=vm, proxy_vm=proxy,
-                                           restore_target=target)
-        if params["fail_on_missing"] and decision.refused_all:
-            raise PermissionDeniedError(decision.refusal_message())
-        result["changed"] = False
-        return result
-
-    module.run(body)
+    ))
 
 
 if __name__ == "__main__":

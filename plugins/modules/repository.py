@@ -149,93 +149,42 @@ repository:
       type: int
 """
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import options
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
-    InvalidRequestError,
-    KeySlotError,
-    RepositoryNotFoundError,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import credential_from_params
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import (
-    DEFAULT_CHUNK_SIZE,
-    Repository,
-    check_chunk_size,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.lifecycle import STATES, ensure_repository
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import parse_size
 
 
 def _slot_credential(spec):
-    if spec.get("password") and spec.get("key_file"):
-        raise InvalidRequestError("add_key_slot takes a password or a key_file, not both")
-    if spec.get("key_file"):
+    if not spec:
+        return None
+    if spec["key_file"]:
         return Credential.from_key_file(spec["key_file"])
-    if spec.get("password"):
-        return Credential.from_password(spec["password"])
-    raise InvalidRequestError("add_key_slot needs a password or a key_file")
+    return Credential.from_password(spec["password"])
 
 
 def run(module):
     params = module.params
-    path = params["repository"]
-    credential = options.credential_from_params(params)
-    chunk_size = None if params["chunk_size"] is None else check_chunk_size(options.parse_size(params["chunk_size"]))
-    new_credential = _slot_credential(params["add_key_slot"]) if params["add_key_slot"] else None
-    result = {"changed": False, "created": False, "key_slot_added": None, "key_slot_removed": None}
-
-    if not Repository.exists(path):
-        if params["state"] == "opened":
-            raise RepositoryNotFoundError("no repository at %s" % path)
-        result.update(changed=True, created=True)
-        if module.check_mode:
-            result["repository"] = {"location": path, "format_version": 1,
-                                    "chunk_size": chunk_size or DEFAULT_CHUNK_SIZE}
-            return result
-        repo = Repository.create(path, credential, chunk_size or DEFAULT_CHUNK_SIZE)
-    else:
-        repo = Repository.open(path, credential)
-        if chunk_size is not None and chunk_size != repo.chunk_size:
-            raise InvalidRequestError("the chunk size of repository %s is %d and cannot change"
-                                      % (repo.location, repo.chunk_size))
-
-    if new_credential is not None and repo.find_slot(new_credential) is None:
-        result["changed"] = True
-        if module.check_mode:
-            result["key_slot_added"] = "would-add"
-        else:
-            result["key_slot_added"] = repo.add_slot(new_credential, label=params["add_key_slot"]["label"])
-
-    if params["remove_key_slot"]:
-        slot_id = repo.resolve_slot(params["remove_key_slot"])
-        if slot_id is not None:
-            if len(repo.key_slots()) == 1:
-                raise KeySlotError("key slot %s is the last one of repository %s and cannot be removed"
-                                   % (slot_id, repo.location))
-            result["changed"] = True
-            result["key_slot_removed"] = slot_id
-            if not module.check_mode:
-                repo.remove_slot(slot_id)
-
-    result["repository"] = repo.report()
-    return result
+    new_slot = params["add_key_slot"]
+    return ensure_repository(
+        params["repository"], credential_from_params(params), state=params["state"],
+        chunk_size=None if params["chunk_size"] is None else parse_size(params["chunk_size"]),
+        add_slot=_slot_credential(new_slot), add_slot_label=new_slot["label"] if new_slot else "",
+        remove_slot=params["remove_key_slot"], dry_run=module.check_mode)
 
 
 def main():
-    module = VmcryptModule(
-        argument_spec=options.repository_argument_spec(
-            state={"type": "str", "choices": ["present", "opened"], "default": "present"},
-            chunk_size={"type": "str"},
-            add_key_slot={"type": "dict", "no_log": False, "options": {
-                "password": {"type": "str", "no_log": True},
-                "key_file": {"type": "path", "no_log": False},
-                "label": {"type": "str", "default": ""},
-            }},
-            remove_key_slot={"type": "str", "no_log": False},
-        ),
-        needs=("repository",),
-        supports_check_mode=True,
-        mutually_exclusive=options.REPOSITORY_MUTUALLY_EXCLUSIVE,
-    )
-    module.run(lambda: run(module))
+    run_module(run, groups=("repository",), options=dict(
+        state=dict(type="str", choices=list(STATES), default="present"),
+        chunk_size=dict(type="str"),
+        add_key_slot=dict(type="dict", no_log=False, options=dict(
+            password=dict(type="str", no_log=True),
+            key_file=dict(type="path", no_log=False),
+            label=dict(type="str", default=""),
+        ), mutually_exclusive=[("password", "key_file")], required_one_of=[("password", "key_file")]),
+        remove_key_slot=dict(type="str", no_log=False),
+    ))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,10 @@ vms:
     template:
       description: Whether the VM is a template.
       type: bool
+    guest_id:
+      description: The configured guest OS (C(config.guestId)); a Windows guest gets VSS quiescing.
+      type: str
+      sample: rhel9_64Guest
     power_state:
       description: C(poweredOn), C(poweredOff) or C(suspended).
       type: str
@@ -182,40 +186,32 @@ vms:
           type: dict
 """
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.ansible_module import VmcryptModule
-from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import collect_vm_crypto_facts
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import client_from_params, selector_from_params
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import collect_vm_crypto_facts
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.options import (
-    client_from_params,
-    connection_argument_spec,
-    selector_from_params,
-    vm_selector_argument_spec,
-)
+
+
+def run(module):
+    params = module.params
+    selector = selector_from_params(params)
+    with client_from_params(params) as client:
+        finder = VmFinder(client)
+        if selector.identifies_one_vm:
+            vms, container = [finder.find_one(selector)], None
+        else:
+            vms, container = None, finder.container(selector)
+        facts, warnings = collect_vm_crypto_facts(client, finder, vms=vms, container=container,
+                                                  storage_policies=params["storage_policies"])
+    for warning in warnings:
+        module.warn(warning)
+    return dict(changed=False, vms=facts)
 
 
 def main():
-    argument_spec = connection_argument_spec()
-    argument_spec.update(vm_selector_argument_spec())
-    argument_spec.update(cluster=dict(type="str"), storage_policies=dict(type="bool", default=True))
-    module = VmcryptModule(argument_spec, needs=("vsphere",), supports_check_mode=True,
-                           mutually_exclusive=[("name", "uuid", "moid"), ("folder", "cluster")])
-    params = module.params
-
-    def body():
-        selector = selector_from_params(params)
-        with client_from_params(params) as client:
-            finder = VmFinder(client)
-            if selector.identifies_one_vm:
-                vms, container = [finder.find_one(selector)], None
-            else:
-                vms, container = None, finder.container(selector)
-            facts, warnings = collect_vm_crypto_facts(client, finder, vms=vms, container=container,
-                                                      storage_policies=params["storage_policies"])
-        for warning in warnings:
-            module.warn(warning)
-        return dict(changed=False, vms=facts)
-
-    module.run(body)
+    run_module(run, groups=("vsphere", "vm"),
+               options=dict(cluster=dict(type="str"), storage_policies=dict(type="bool", default=True)),
+               rules=dict(mutually_exclusive=[("folder", "cluster")]))
 
 
 if __name__ == "__main__":

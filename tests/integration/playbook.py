@@ -40,7 +40,7 @@ def ansible_playbook_command(playbook_path, *arguments):
             playbook_path] + list(arguments)
 
 
-def run_playbook(workdir, tasks, extra_vars=None, env=None, check=False, module_defaults=None):
+def run_playbook(workdir, tasks, extra_vars=None, env=None, check=False, module_defaults=None, verbosity=0):
     """Write a one-play playbook of ``tasks`` for localhost and run it.
 
     Returns a PlaybookRun whose ``results`` maps task names to module results.
@@ -57,6 +57,8 @@ def run_playbook(workdir, tasks, extra_vars=None, env=None, check=False, module_
     command = ansible_playbook_command(playbook_path)
     if check:
         command.append("--check")
+    if verbosity:
+        command.append("-" + "v" * verbosity)
     if extra_vars:
         vars_path = os.path.join(str(workdir), "extra_vars.json")
         with open(vars_path, "w") as handle:

@@ -8,17 +8,21 @@ from playbook import run_playbook
 from vsphere_env import vmware_env
 
 
-def single_task(tmp_path, vcsim, args, module="vmcrypt.backup.vm_crypto_info", **env_overrides):
-    run = run_playbook(tmp_path, [{"name": "probe", module: args, "ignore_errors": True}],
-                       env=vmware_env(vcsim, **env_overrides))
+def single_task(tmp_path, vcsim, args, module="vmcrypt.backup.vm_crypto_info", verbosity=0, extra_env=None,
+                **env_overrides):
+    env = vmware_env(vcsim, **env_overrides)
+    env.update(extra_env or {})
+    run = run_playbook(tmp_path, [{"name": "probe", module: args, "ignore_errors": True}], env=env,
+                       verbosity=verbosity)
     return run, run["probe"]
 
 
 def assert_clean_failure(run, result, message):
     assert result["_status"] == "failed"
     assert result["msg"] == message
-    assert "Traceback" not in run.output
-    # ansible-core 2.19 marks every failure "(traceback unavailable)" when no traceback was sent.
+    # One line on the console; the traceback only when asked for (next test).
+    assert "Traceback (most recent call last)" not in run.output
+    # ansible-core 2.19 marks every failure "(traceback unavailable)" when tracebacks are not asked for.
     assert result.get("exception") in (None, "(traceback unavailable)")
 
 
@@ -76,10 +80,21 @@ def test_invalid_transport_name(tmp_path, vcsim):
                              "Got no match for: ftp")
 
 
-def test_hotadd_without_proxy(tmp_path, vcsim):
-    run, result = single_task(tmp_path, vcsim, {"name": "DC0_C0_RP0_VM0", "transports": ["hotadd"]},
-                              module="vmcrypt.backup.privilege_check")
-    assert_clean_failure(run, result, "transport hotadd needs proxy_vm, the VM that would hot-add the disks")
+def test_hotadd_without_proxy_is_a_refusal_with_its_reason(tmp_path, vcsim):
+    run, result = single_task(tmp_path, vcsim, {"name": "DC0_C0_RP0_VM0"}, module="vmcrypt.backup.privilege_check")
+    assert result["_status"] == "ok"
+    assert result["allowed_transports"] == ["nbdssl"]
+    assert result["refused_transports"] == [
+        {"transport": "hotadd", "reason": "hotadd needs proxy_vm: the VM that would hot-add the disks"}]
+
+
+def test_the_traceback_of_a_failure_shows_when_asked_for(tmp_path, vcsim):
+    # -vvv before ansible-core 2.19; from 2.19 on, ANSIBLE_DISPLAY_TRACEBACK=error.
+    run, result = single_task(tmp_path, vcsim, {"name": "no-such-vm"}, verbosity=3,
+                              extra_env={"ANSIBLE_DISPLAY_TRACEBACK": "error"})
+    assert result["_status"] == "failed"
+    assert "Traceback (most recent call last)" in run.output
+    assert "in find_one" in run.output and "NotFoundError" in run.output
 
 
 @pytest.fixture

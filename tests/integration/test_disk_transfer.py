@@ -131,14 +131,15 @@ def test_export_then_import_is_byte_identical(tmp_path, vcsim, estate, disks, do
     assert result["committed"] is True and result["snapshot"] == {"moid": snapshot._moId, "created": False,
                                                                   "removed": False}
     assert result["transports"] == ["nbdssl"]
-    assert result["refused_transports"] == ["san refused: san is not supported for encrypted disks; use nbdssl or hotadd"]
+    assert result["refused_transports"] == [
+        {"transport": "san", "reason": "san is not supported for encrypted disks; use nbdssl or hotadd"}]
     reports = dict((disk["key"], disk) for disk in result["disks"])
-    assert reports["2000"]["encrypted"] is True and reports["2001"]["encrypted"] is False
-    assert reports["2000"]["transport"] == "nbdssl"
+    assert reports[2000]["encrypted"] is True and reports[2001]["encrypted"] is False
+    assert reports[2000]["transport"] == "nbdssl"
     # Only the chunks holding data are read: 2 for the 300 KiB at 1 MiB+10, 2 for the text at 9 MiB.
-    assert reports["2000"]["bytes_read"] == 4 * CHUNK
-    assert reports["2000"]["bytes_skipped"] == 16 * MIB - 4 * CHUNK
-    assert reports["2001"]["bytes_read"] == CHUNK
+    assert reports[2000]["bytes_read"] == 4 * CHUNK
+    assert reports[2000]["bytes_skipped"] == 16 * MIB - 4 * CHUNK
+    assert reports[2001]["bytes_read"] == CHUNK
 
     repo = open_repository(repository)
     for key in (2000, 2001):
@@ -161,13 +162,13 @@ def test_export_then_import_is_byte_identical(tmp_path, vcsim, estate, disks, do
         env=env_for(vcsim, double))
     imported = run["import"]
     assert imported["_status"] == "ok", run.output
-    assert sorted(disk["target"] for disk in imported["disks"]) == ["2000", "2001"]
+    assert sorted(disk["target"] for disk in imported["disks"]) == [2000, 2001]
     for key in (2000, 2001):
         source_path, capacity = disks[(SOURCE, key)]
         target_path, _target_capacity = disks[(TARGET, key)]
         assert content(target_path, capacity) == content(source_path, capacity)
     written = dict((disk["key"], disk["bytes_written"]) for disk in imported["disks"])
-    assert written == {"2000": 4 * CHUNK, "2001": CHUNK}  # holes were not written
+    assert written == {2000: 4 * CHUNK, 2001: CHUNK}  # holes were not written
 
 
 def test_temporary_snapshot_is_created_and_removed(tmp_path, vcsim, estate, disks, double, repository, source_vm):
@@ -183,7 +184,7 @@ def test_temporary_snapshot_is_created_and_removed(tmp_path, vcsim, estate, disk
 def test_refused_transport_creates_nothing(tmp_path, vcsim, estate, disks, double, repository, source_vm):
     run, result = export(tmp_path, vcsim, double, repository, transports=["san", "nbd"])
     assert result["_status"] == "failed"
-    assert result["msg"] == ("no requested VDDK transport is allowed: san refused: san is not supported for "
+    assert result["msg"] == ("no requested transport is allowed: san refused: san is not supported for "
                              "encrypted disks; use nbdssl or hotadd; nbd refused: nbd would send the decrypted "
                              "disk data over the network in clear; use nbdssl")
     assert double.calls() == []
@@ -248,7 +249,7 @@ def test_check_mode_reads_and_creates_nothing(tmp_path, vcsim, estate, disks, do
     run, result = export(tmp_path, vcsim, double, repository, check=True)
     assert result["_status"] == "ok", run.output
     assert result["changed"] is True and result["committed"] is False
-    assert [disk["key"] for disk in result["disks"]] == ["2000", "2001"]
+    assert [disk["key"] for disk in result["disks"]] == [2000, 2001]
     assert double.calls() == []
     assert_nothing_left(source_vm, repository)
 
@@ -267,8 +268,8 @@ def test_incremental_reads_only_what_changed(tmp_path, vcsim, estate, disks, dou
     run, first = export(tmp_path, vcsim, double, repository)
     assert first["_status"] == "ok", run.output
     full = dict((disk["key"], disk) for disk in first["disks"])
-    assert full["2000"]["incremental"] is False
-    assert full["2000"]["bytes_read"] == 4 * CHUNK  # CBT "*": allocated areas only
+    assert full[2000]["incremental"] is False
+    assert full[2000]["bytes_read"] == 4 * CHUNK  # CBT "*": allocated areas only
     repo = open_repository(repository)
     assert repo.read_manifest(first["backup_id"]).change_id("2000")
 
@@ -277,11 +278,11 @@ def test_incremental_reads_only_what_changed(tmp_path, vcsim, estate, disks, dou
     run, second = export(tmp_path, vcsim, double, repository)
     assert second["_status"] == "ok", run.output
     reports = dict((disk["key"], disk) for disk in second["disks"])
-    assert reports["2000"]["incremental"] is True
-    assert reports["2000"]["base_backup_id"] == first["backup_id"]
-    assert reports["2000"]["bytes_read"] == CHUNK
-    assert reports["2001"]["incremental"] is True and reports["2001"]["bytes_read"] == 0
-    assert reports["2001"]["transport"] == "nbdssl"
+    assert reports[2000]["incremental"] is True
+    assert reports[2000]["base_backup_id"] == first["backup_id"]
+    assert reports[2000]["bytes_read"] == CHUNK
+    assert reports[2001]["incremental"] is True and reports[2001]["bytes_read"] == 0
+    assert reports[2001]["transport"] == "nbdssl"
     # every connection opened was closed, also the one a disk with nothing to read never used
     assert len(double.calls("ConnectEx")) == len(double.calls("Disconnect")) == len(double.calls("EndAccess"))
     repo = open_repository(repository)

@@ -14,10 +14,7 @@ import pytest
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import structs
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.connection import VddkConnection
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import (
-    VddkError,
-    VddkTransportRefusedError,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient
 
@@ -111,7 +108,7 @@ def test_read_back_is_byte_identical_and_call_log_shows_the_arguments(library, c
     for offset, data in pieces:
         put(disk["flat"], offset, data)
     caplog.set_level("DEBUG", logger="vmcrypt.backup.vddk")
-    with connect(library, client, estate, transports=["nbdssl", "hotadd"], proxy_encrypted=True) as conn:
+    with connect(library, client, estate, transports=["nbdssl", "hotadd"]) as conn:
         assert conn.transport_modes == "nbdssl:hotadd"
         with conn.open_disk(disk["path"]) as vddk_disk:
             info = vddk_disk.info()
@@ -161,41 +158,38 @@ def test_allocated_blocks_are_exactly_the_data_ranges(library, client, estate, d
 
 def test_empty_disk_has_no_allocated_blocks_and_reads_zeros(library, client, estate, double, disks):
     disk = disks[1]
-    with connect(library, client, estate, vm_encrypted=False) as conn, conn.open_disk(disk["path"]) as vddk_disk:
+    with connect(library, client, estate) as conn, conn.open_disk(disk["path"]) as vddk_disk:
         assert vddk_disk.allocated_blocks() == []
         buffer = bytearray(b"\xff" * 4096)
         assert vddk_disk.read(16000, buffer) == bytearray(4096)
 
 
-def test_policy_refuses_san_for_an_encrypted_disk_before_connecting(library, client, estate, double):
-    with pytest.raises(VddkTransportRefusedError) as caught:
-        connect(library, client, estate, transports=["san"], vm_encrypted=True)
-    assert isinstance(caught.value, VddkError)
-    assert str(caught.value) == ("no requested VDDK transport is allowed: san refused: san is not supported "
-                                 "for encrypted disks; use nbdssl or hotadd")
+def test_the_binding_refuses_an_unknown_mode_name_before_connecting(library, client, estate, double):
+    with pytest.raises(InvalidArgumentError) as caught:
+        connect(library, client, estate, transports=["nbdssl", "file"])
+    assert str(caught.value) == "VDDK transport modes must be some of nbdssl, hotadd, nbd, san, got nbdssl, file"
     assert double.calls("ConnectEx") == []
 
 
-def test_policy_keeps_only_the_allowed_modes(library, client, estate, double, disks):
-    # Encrypted VM, plain proxy: hotadd is dropped, nbdssl stays.
-    with connect(library, client, estate, transports=["hotadd", "san", "nbdssl"], proxy_encrypted=False) as conn:
-        assert conn.transport_modes == "nbdssl"
-        assert [r.split(":")[0] for r in conn.refused_transports] == ["hotadd refused", "san refused"]
-    assert double.calls("ConnectEx")[-1]["transportModes"] == "nbdssl"
+def test_the_binding_sends_the_decided_modes_as_they_are(library, client, estate, double, disks):
+    # The access decision (workflows/access.py) chose; the binding holds no policy of its own.
+    with connect(library, client, estate, transports=["nbdssl", "hotadd"]) as conn:
+        assert conn.transport_modes == "nbdssl:hotadd"
+    assert double.calls("ConnectEx")[-1]["transportModes"] == "nbdssl:hotadd"
 
 
 def test_hotadd_from_an_encrypted_proxy_is_chosen(library, client, estate, double, disks):
     double.write(hotadd=1, proxy_encrypted=1)
-    with connect(library, client, estate, transports=["hotadd", "nbdssl"], proxy_encrypted=True) as conn:
+    with connect(library, client, estate, transports=["hotadd", "nbdssl"]) as conn:
         with conn.open_disk(disks[0]["path"]) as vddk_disk:
             assert vddk_disk.transport_mode == "hotadd"
 
 
 def test_the_library_itself_refuses_san_for_an_encrypted_disk(library, client, estate, double, disks, caplog):
-    # Told (wrongly) that the VM is plain, the binding lets san through; the
-    # library refuses the encrypted disk at Open, as VDDK does.
+    # Given san (an access decision that wrongly thought the VM plain), the binding sends it;
+    # the library refuses the encrypted disk at Open, as VDDK does.
     caplog.set_level("INFO", logger="vmcrypt.backup.vddk")
-    with connect(library, client, estate, transports=["san"], vm_encrypted=False) as conn:
+    with connect(library, client, estate, transports=["san"]) as conn:
         with pytest.raises(VddkError) as caught:
             conn.open_disk(disks[0]["path"])
     assert caught.value.code == structs.VIX_E_NOT_SUPPORTED
@@ -295,7 +289,7 @@ def test_slow_reads_are_slow(library, client, estate, double, disks):
 def test_write_then_read_back(library, client, estate, double, disks):
     disk = disks[1]
     first, second = pattern(8, 3 * SECTOR), bytearray(pattern(9, 4 * CHUNK))
-    with connect(library, client, estate, snapshot_moref=None, read_only=False, vm_encrypted=False) as conn:
+    with connect(library, client, estate, snapshot_moref=None, read_only=False) as conn:
         with conn.open_disk(disk["path"]) as vddk_disk:
             assert not vddk_disk.read_only
             vddk_disk.write(5, first)                                 # bytes: passed as is

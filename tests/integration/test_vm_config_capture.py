@@ -140,9 +140,6 @@ def test_storage_policies_of_home_and_disks(client, estate):
     assert warnings == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "vsphere/pbm.py catches pbm.fault.InvalidArgument, which pyVmomi does not have: PbmRetrieveContent's "
-    "vmodl.fault.InvalidArgument for an unknown id becomes AttributeError and every policy is lost"))
 def test_a_policy_pbm_cannot_resolve_is_kept_by_id_with_a_warning(client, estate):
     facts = estate["vms"]["plain-vm01"]
     vm = vm_ref(client, facts)

@@ -16,9 +16,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.structs import TRANSPORTS
 
 PHASES = ("backup", "restore")
-TRANSPORTS = ("nbdssl", "hotadd", "nbd", "san")
 
 # Every role grants these; a permission evaluation adds them like vCenter does.
 IMPLICIT_PRIVILEGES = frozenset(("System.Anonymous", "System.View", "System.Read"))

@@ -19,9 +19,9 @@ import errno
 import os
 import uuid
 
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     BackendError,
-    InvalidRequestError,
     MissingDataError,
     RepositoryFullError,
 )
@@ -102,7 +102,7 @@ class _AlreadyThere(Exception):
 def _check_name(name):
     parts = name.split("/")
     if not name or name.startswith("/") or any(part in ("", ".", "..") for part in parts):
-        raise InvalidRequestError("invalid repository file name %r" % name)
+        raise InvalidArgumentError("invalid repository file name %r" % name)
     return parts
 
 

@@ -19,10 +19,8 @@ import binascii
 import threading
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
-    IntegrityError,
-    InvalidRequestError,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import IntegrityError
 
 ID_SIZE = 32
 PREFIX = "chunks"
@@ -87,7 +85,7 @@ class ChunkStore(object):
         racing on the same chunk each rename a complete, valid file.
         """
         if len(data) > self.max_chunk_size:
-            raise InvalidRequestError("chunk of %d bytes exceeds the chunk size %d" % (len(data), self.max_chunk_size))
+            raise InvalidArgumentError("chunk of %d bytes exceeds the chunk size %d" % (len(data), self.max_chunk_size))
         if chunk_id is None:
             chunk_id = self.keys.chunk_id(data)
         name = chunk_name(chunk_id)

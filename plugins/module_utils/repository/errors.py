@@ -7,14 +7,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError, VmcryptError
 
 
 class RepositoryError(VmcryptError):
     """Base of every repository failure."""
 
 
-class RepositoryNotFoundError(RepositoryError):
+class RepositoryNotFoundError(RepositoryError, NotFoundError):
     """No repository at the given location."""
 
 
@@ -54,9 +54,6 @@ class LockedError(RepositoryError):
     """Another process holds a lock that conflicts with the operation."""
 
 
-class BackupNotFoundError(RepositoryError):
+class BackupNotFoundError(RepositoryError, NotFoundError):
     """No committed or staged backup with that id."""
 
-
-class InvalidRequestError(RepositoryError):
-    """The caller's request cannot be acted on (bad offset, bad name, bad size)."""

@@ -23,9 +23,9 @@ import os
 import struct
 import unicodedata
 
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     IntegrityError,
-    InvalidRequestError,
     KeySlotError,
     UnsupportedFormatError,
 )
@@ -71,7 +71,7 @@ class DataKeys(object):
 
     def __init__(self, encryption_key, id_key):
         if len(encryption_key) != KEY_SIZE or len(id_key) != KEY_SIZE:
-            raise InvalidRequestError("data keys must be 32 bytes each")
+            raise InvalidArgumentError("data keys must be 32 bytes each")
         self._encryption_key = encryption_key
         self._id_key = id_key
         self.aead = AESGCM(encryption_key)
@@ -108,7 +108,7 @@ class Credential(object):
     @classmethod
     def from_password(cls, password):
         if not password:
-            raise InvalidRequestError("the repository password is empty")
+            raise InvalidArgumentError("the repository password is empty")
         text = unicodedata.normalize("NFC", password)
         return cls(KIND_PASSWORD, text.encode("utf-8"))
 
@@ -118,9 +118,9 @@ class Credential(object):
             with open(path, "rb") as handle:
                 secret = handle.read(MAX_KEY_FILE_SIZE + 1)
         except (IOError, OSError) as error:
-            raise InvalidRequestError("cannot read repository key file %s: %s" % (path, error.strerror or error))
+            raise InvalidArgumentError("cannot read repository key file %s: %s" % (path, error.strerror or error))
         if len(secret) < MIN_KEY_FILE_SIZE or len(secret) > MAX_KEY_FILE_SIZE:
-            raise InvalidRequestError("repository key file %s must hold between %d bytes and 1 MiB"
+            raise InvalidArgumentError("repository key file %s must hold between %d bytes and 1 MiB"
                                       % (path, MIN_KEY_FILE_SIZE))
         return cls(KIND_KEY_FILE, secret, source=path)
 

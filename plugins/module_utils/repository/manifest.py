@@ -22,9 +22,9 @@ import struct
 import time
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     IntegrityError,
-    InvalidRequestError,
     UnsupportedFormatError,
 )
 
@@ -35,6 +35,11 @@ DISK_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 INDEX_RECORD = struct.Struct(">Q32s")
 
 
+def vm_identity_key(vm):
+    """What makes two backups belong to the same VM: instance uuid, else uuid, else name."""
+    return vm.get("instance_uuid") or vm.get("uuid") or vm.get("name") or ""
+
+
 def new_backup_id(now=None):
     """``YYYYMMDDTHHMMSSZ-<8 random hex>``: unique, and sorts by creation time (UTC, 1 s)."""
     now = time.time() if now is None else now
@@ -43,7 +48,7 @@ def new_backup_id(now=None):
 
 def check_backup_id(backup_id):
     if not isinstance(backup_id, str) or not BACKUP_ID_PATTERN.match(backup_id):
-        raise InvalidRequestError("%r is not a backup id (expected YYYYMMDDTHHMMSSZ-xxxxxxxx)" % (backup_id,))
+        raise InvalidArgumentError("%r is not a backup id (expected YYYYMMDDTHHMMSSZ-xxxxxxxx)" % (backup_id,))
     return backup_id
 
 
@@ -56,7 +61,7 @@ def backup_time(backup_id):
 def check_disk_key(key):
     key = str(key)
     if not DISK_KEY_PATTERN.match(key):
-        raise InvalidRequestError("disk key %r must be 1-64 characters of A-Z a-z 0-9 _ . : -" % key)
+        raise InvalidArgumentError("disk key %r must be 1-64 characters of A-Z a-z 0-9 _ . : -" % key)
     return key
 
 
@@ -159,7 +164,7 @@ class Manifest(object):
         for disk in self.document.get("disks", []):
             if disk["key"] == str(key):
                 return disk
-        raise InvalidRequestError("backup %s has no disk %r" % (self.backup_id, key))
+        raise InvalidArgumentError("backup %s has no disk %r" % (self.backup_id, key))
 
     def disk_index(self, key):
         disk = self.disk(key)

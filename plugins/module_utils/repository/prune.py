@@ -37,7 +37,7 @@ def _plan(repository, abandoned_after, rules, now):
             raise type(error)("cannot read backup %s, so its chunks are unknown; prune refused: %s" % (backup_id, error))
     groups = {}
     for item in manifests:
-        groups.setdefault(repository_vm_key(item.vm), []).append(item)
+        groups.setdefault(manifest.vm_identity_key(item.vm), []).append(item)
     kept = []
     removed = []
     for items in groups.values():
@@ -69,10 +69,6 @@ def _plan(repository, abandoned_after, rules, now):
 
 def item_time(item):
     return datetime.datetime.fromtimestamp(item.time, datetime.timezone.utc)
-
-
-def repository_vm_key(vm):
-    return vm.get("instance_uuid") or vm.get("uuid") or vm.get("name") or ""
 
 
 def prune(repository, dry_run=False, abandoned_after=24 * 3600.0, keep_last=0, keep_daily=0, keep_weekly=0,

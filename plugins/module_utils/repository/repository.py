@@ -22,6 +22,7 @@ __metaclass__ = type
 import hmac
 import json
 import os
+import re
 import time
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import (
@@ -33,10 +34,10 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import (
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.backend import LocalBackend
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks import ChunkStore
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     BackupNotFoundError,
     IntegrityError,
-    InvalidRequestError,
     KeySlotError,
     MissingDataError,
     RepositoryExistsError,
@@ -54,10 +55,24 @@ MIN_CHUNK_SIZE = 4 << 10
 MAX_CHUNK_SIZE = 64 << 20
 
 
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]?)(i?B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value):
+    """Bytes from ``4194304``, ``4M``, ``4MiB`` or ``64KiB`` (binary units)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise InvalidArgumentError("%r is not a size (examples: 4MiB, 512KiB, 1048576)" % (value,))
+    number, unit = int(match.group(1)), match.group(2).upper()
+    return number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
+
+
 def check_chunk_size(chunk_size):
     chunk_size = int(chunk_size)
     if chunk_size < MIN_CHUNK_SIZE or chunk_size > MAX_CHUNK_SIZE or chunk_size & (chunk_size - 1):
-        raise InvalidRequestError("chunk size must be a power of two between 4 KiB and 64 MiB, not %d" % chunk_size)
+        raise InvalidArgumentError("chunk size must be a power of two between 4 KiB and 64 MiB, not %d" % chunk_size)
     return chunk_size
 
 
@@ -157,7 +172,7 @@ class Repository(object):
                     raise IntegrityError("repository config at %s was modified" % backend.location)
                 try:
                     check_chunk_size(config["chunk_size"])
-                except (InvalidRequestError, KeyError, TypeError, ValueError):
+                except (InvalidArgumentError, KeyError, TypeError, ValueError):
                     raise IntegrityError("repository config at %s has an invalid chunk size" % backend.location)
                 return cls(backend, config, data_keys, slot["id"])
         what = "password" if credential.kind == keyslots.KIND_PASSWORD else "key file"
@@ -211,7 +226,7 @@ class Repository(object):
         """Begin a staged backup of ``vm`` (identity dict: name, uuid, ...); returns a StagedBackup."""
         staged = staging.StagedBackup(self, backup_id or manifest.new_backup_id())
         if self.backend.exists("%s/%s" % (manifest.PREFIX, staged.backup_id)):
-            raise InvalidRequestError("backup %s is already committed" % staged.backup_id)
+            raise InvalidArgumentError("backup %s is already committed" % staged.backup_id)
         if base_backup_id is not None:
             self.read_manifest(base_backup_id)
         staged._start(vm, base_backup_id, tags)
@@ -282,7 +297,7 @@ class Repository(object):
         if latest:
             newest = {}
             for item in result:
-                newest[vm_identity_key(item.vm)] = item
+                newest[manifest.vm_identity_key(item.vm)] = item
             result = sorted(newest.values(), key=lambda item: item.backup_id)
         return result
 
@@ -336,17 +351,12 @@ class Repository(object):
         return prune.prune(self, dry_run=dry_run, abandoned_after=abandoned_after, **rules)
 
 
-def vm_identity_key(vm):
-    """What makes two backups belong to the same VM: instance uuid, else uuid, else name."""
-    return vm.get("instance_uuid") or vm.get("uuid") or vm.get("name") or ""
-
-
 def credential_from(password=None, key_file=None):
     """The Credential of the module options / environment; exactly one source is allowed."""
     if password and key_file:
-        raise InvalidRequestError("give the repository password or a key file, not both")
+        raise InvalidArgumentError("give the repository password or a key file, not both")
     if key_file:
         return keyslots.Credential.from_key_file(key_file)
     if password:
         return keyslots.Credential.from_password(password)
-    raise InvalidRequestError("the repository needs a password (repository_password or VMCRYPT_REPOSITORY_PASSWORD) or a key file")
+    raise InvalidArgumentError("the repository needs a password (repository_password or VMCRYPT_REPOSITORY_PASSWORD) or a key file")

@@ -27,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope, locks, manifest
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks import ZeroCheck
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     BackupNotFoundError,
-    InvalidRequestError,
     MissingDataError,
 )
 
@@ -102,11 +102,11 @@ class StagedBackup(object):
         By convention ``metadata["key_id"]`` is the VM keyId ({"key_id", "provider_id"}).
         """
         if not isinstance(metadata, dict):
-            raise InvalidRequestError("backup metadata must be a mapping")
+            raise InvalidArgumentError("backup metadata must be a mapping")
         secrets = dict(secrets or {})
         for name, value in secrets.items():
             if not isinstance(name, str) or not isinstance(value, str):
-                raise InvalidRequestError("backup secrets must map names to strings")
+                raise InvalidArgumentError("backup secrets must map names to strings")
         self.info()
         with self._shared_lock("store metadata"):
             self._write_part("metadata", {"metadata": metadata, "secrets": secrets})
@@ -114,7 +114,7 @@ class StagedBackup(object):
     def put_nvram(self, data):
         """Store the NVRAM file's bytes (as downloaded; it is encrypted by vSphere already)."""
         if not isinstance(data, (bytes, bytearray)):
-            raise InvalidRequestError("NVRAM must be bytes")
+            raise InvalidArgumentError("NVRAM must be bytes")
         self.info()
         document = {"data": base64.b64encode(bytes(data)).decode("ascii"), "size": len(data),
                     "sha256": hashlib.sha256(data).hexdigest()}
@@ -145,7 +145,7 @@ class StagedBackup(object):
         key = manifest.check_disk_key(key)
         capacity = int(capacity)
         if capacity <= 0:
-            raise InvalidRequestError("disk %s capacity must be positive" % key)
+            raise InvalidArgumentError("disk %s capacity must be positive" % key)
         self.info()
         lock = self._shared_lock("write disk %s" % key)
         try:
@@ -154,10 +154,10 @@ class StagedBackup(object):
                 base = self.repository.read_manifest(base_backup_id)
                 base_index = base.disk_index(base_disk_key or key)
                 if base_index.capacity != capacity:
-                    raise InvalidRequestError("disk %s changed capacity since backup %s: back it up in full"
+                    raise InvalidArgumentError("disk %s changed capacity since backup %s: back it up in full"
                                               % (key, base_backup_id))
                 if base_index.chunk_size != self.repository.chunk_size:
-                    raise InvalidRequestError("backup %s used another chunk size" % base_backup_id)
+                    raise InvalidArgumentError("backup %s used another chunk size" % base_backup_id)
             return DiskWriter(self, key, capacity, lock, base_index, base_backup_id, properties)
         except BaseException:
             lock.release()
@@ -276,15 +276,15 @@ class DiskWriter(object):
 
     def write(self, offset, data):
         if self.closed:
-            raise InvalidRequestError("disk %s writer is closed" % self.key)
+            raise InvalidArgumentError("disk %s writer is closed" % self.key)
         offset = int(offset)
         size = len(data)
         if offset % self.chunk_size or offset < 0:
-            raise InvalidRequestError("disk %s: offset %d is not aligned to the chunk size %d" % (self.key, offset, self.chunk_size))
+            raise InvalidArgumentError("disk %s: offset %d is not aligned to the chunk size %d" % (self.key, offset, self.chunk_size))
         if offset + size > self.capacity:
-            raise InvalidRequestError("disk %s: write at %d of %d bytes passes the capacity %d" % (self.key, offset, size, self.capacity))
+            raise InvalidArgumentError("disk %s: write at %d of %d bytes passes the capacity %d" % (self.key, offset, size, self.capacity))
         if size % self.chunk_size and offset + size != self.capacity:
-            raise InvalidRequestError("disk %s: block at %d is not a whole number of chunks" % (self.key, offset))
+            raise InvalidArgumentError("disk %s: block at %d is not a whole number of chunks" % (self.key, offset))
         if size <= self.chunk_size and isinstance(data, bytes):
             self._write_block(offset // self.chunk_size, data)  # the common case: no copy
             return

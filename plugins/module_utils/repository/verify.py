@@ -19,9 +19,9 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import locks
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     IntegrityError,
-    InvalidRequestError,
     MissingDataError,
     RepositoryError,
 )
@@ -45,7 +45,7 @@ def _check(chunks, chunk_id, authenticate):
 def verify(repository, backup_ids=None, sample=None, threads=None):
     """Check backups (all when ``backup_ids`` is None); ``sample`` is a fraction in (0, 1]."""
     if sample is not None and not 0 < sample <= 1:
-        raise InvalidRequestError("the verify sample must be a fraction above 0 and at most 1")
+        raise InvalidArgumentError("the verify sample must be a fraction above 0 and at most 1")
     with locks.acquire(repository.backend, locks.SHARED, "verify", wait=repository.lock_wait):
         ids = repository.backup_ids() if backup_ids is None else list(backup_ids)
         references = {}

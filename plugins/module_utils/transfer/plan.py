@@ -37,10 +37,6 @@ class ReadPlan:
     def bytes_skipped(self):
         return self.capacity - self.bytes_to_read
 
-    def remaining_from(self, position):
-        """The chunk numbers from index ``position`` of the plan on (to resume)."""
-        return self.chunk_numbers[position:]
-
 
 def chunks_touched(extents, capacity, chunk_size):
     """Sorted chunk numbers that any (offset, length) extent touches, within capacity."""

@@ -22,7 +22,6 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import library
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import structs as s
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.disk import VddkDisk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.transport import allowed_modes
 
 LOGGER = logging.getLogger("vmcrypt.backup.vddk")
 DEFAULT_IDENTITY = "vmcrypt.backup"
@@ -48,18 +47,27 @@ class _Strings:
         self._buffers = []
 
 
+def _known_transports(transports):
+    transports = list(transports or ())
+    unknown = [mode for mode in transports if mode not in s.TRANSPORTS]
+    if not transports or unknown:
+        raise InvalidArgumentError("VDDK transport modes must be some of %s, got %s"
+                                   % (", ".join(s.TRANSPORTS), ", ".join(transports) or "none"))
+    return transports
+
+
 class VddkConnection:
     """A connection to one VM's disks; use as a context manager.
 
     ``vm_moref`` is the VM's managed object id ("vm-42"), ``snapshot_moref``
     the backup snapshot's ("snapshot-7", None to reach the live disks, as a
-    restore does).  ``transports`` is the order of preference; the guide's
-    rules for encrypted disks are applied before anything is sent to vCenter.
+    restore does).  ``transports`` is the order of preference, already
+    decided by the access check (``workflows/access.py``): the binding holds
+    no policy and only refuses names VDDK does not know.
     """
 
     def __init__(self, library, server, thumbprint, vm_moref, session_cookie, snapshot_moref=None, port=443,
-                 transports=DEFAULT_TRANSPORTS, read_only=True, vm_encrypted=True, proxy_encrypted=None,
-                 user_name=None, session_key=None, identity=DEFAULT_IDENTITY, nfc_host_port=0):
+                 transports=DEFAULT_TRANSPORTS, read_only=True, user_name=None, session_key=None, identity=DEFAULT_IDENTITY, nfc_host_port=0):
         if not server:
             raise InvalidArgumentError("VDDK needs the vCenter server name")
         if not thumbprint:
@@ -78,9 +86,7 @@ class VddkConnection:
         self.identity = identity
         self.user_name = user_name
         self.nfc_host_port = int(nfc_host_port or 0)
-        self.transports, self.refused_transports = allowed_modes(transports, vm_encrypted, proxy_encrypted)
-        for reason in self.refused_transports:
-            LOGGER.warning("VDDK transport %s", reason)
+        self.transports = _known_transports(transports)
         self._cookie = session_cookie
         self._key = session_key
         self._strings = None

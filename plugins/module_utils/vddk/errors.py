@@ -7,7 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import PermissionDeniedError, VmcryptError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
 
 # What a user can do about the codes a backup meets most often.
 HINTS = {
@@ -66,6 +66,3 @@ class VddkError(VmcryptError):
 class VddkNotInstalledError(VddkError):
     """No usable libvixDiskLib under the configured directory."""
 
-
-class VddkTransportRefusedError(VddkError, PermissionDeniedError):
-    """The guide's rules refuse every requested transport for this disk."""

@@ -104,10 +104,6 @@ class VddkLibrary:
         self.initialized = True
 
     @property
-    def major(self):
-        return self.api.major
-
-    @property
     def libdir(self):
         return self.api.libdir
 
@@ -141,6 +137,3 @@ class VddkLibrary:
                 self.initialized = False
                 if VddkLibrary._instance is self:
                     VddkLibrary._instance = None
-
-    def supports_allocated_blocks(self):
-        return self.api.supports("VixDiskLib_QueryAllocatedBlocks")

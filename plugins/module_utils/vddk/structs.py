@@ -55,8 +55,10 @@ VIXDISKLIB_SPEC_VSTORAGE_OBJECT = 1
 
 ADAPTER_TYPES = {1: "ide", 2: "scsi-buslogic", 3: "scsi-lsilogic", 256: "unknown"}
 
-# The transport mode names VDDK knows, as ConnectEx takes them (joined by ":").
-TRANSPORT_MODES = ("file", "san", "hotadd", "nbdssl", "nbd")
+# The transport mode names VDDK knows for a vSphere disk, as ConnectEx takes them (joined by ":").
+# The one list of the collection: option choices, the access decision and the catalog use it.
+# ("file", VDDK's local-disk mode, never reaches a vSphere disk and is not offered.)
+TRANSPORTS = ("nbdssl", "hotadd", "nbd", "san")
 
 
 class VixDiskLibUidPasswdCreds(ctypes.Structure):

@@ -13,7 +13,7 @@ except ImportError:  # the module wrapper reports the missing library
     pass
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.tasks import fault_message
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.faults import fault_message
 
 ALL_ALLOCATED = "*"
 

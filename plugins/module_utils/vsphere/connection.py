@@ -96,10 +96,6 @@ class VsphereClient:
         return self.service_instance._stub
 
     @property
-    def api_version(self):
-        return self.content.about.apiVersion
-
-    @property
     def session_cookie(self):
         """The value of vmware_soap_session, which PBM and file transfer reuse."""
         cookie = self.stub.cookie or ""

@@ -61,7 +61,7 @@ class VmFinder:
             self._tree = InventoryTree.load(self.client)
         return self._tree
 
-    def vm_path(self, vm_moid, name, parent):
+    def vm_path(self, name, parent):
         return self.tree.child_path(parent._moId if parent is not None else None, name)
 
     # -- one VM ---------------------------------------------------------
@@ -120,13 +120,13 @@ class VmFinder:
         if not candidates:
             raise NotFoundError("no VM named '%s'%s" % (name, where))
         if len(candidates) > 1:
-            paths = sorted(self.vm_path(item.moid, item.get("name"), item.get("parent")) for item in candidates)
+            paths = sorted(self.vm_path(item.get("name"), item.get("parent")) for item in candidates)
             raise AmbiguousError("VM name '%s' is ambiguous%s: %s; give datacenter, folder, uuid or moid"
                                  % (name, where, ", ".join(paths)))
         return candidates[0].obj
 
     def _describe(self, vms):
-        return ["%s (%s)" % (self.vm_path(item.moid, item.get("name"), item.get("parent")), item.moid)
+        return ["%s (%s)" % (self.vm_path(item.get("name"), item.get("parent")), item.moid)
                 for item in retrieve(self.client, vim.VirtualMachine, ["name", "parent"], objects=list(vms))]
 
     # -- containers -----------------------------------------------------

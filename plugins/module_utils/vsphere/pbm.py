@@ -40,10 +40,15 @@ class PbmClient:
                                sslContext=client.ssl_context, poolSize=0,
                                requestContext={"vcSessionCookie": client.session_cookie})
         self.server_uuid = client.content.about.instanceUuid
+        self.endpoint = "https://%s:%d%s" % (client.hostname, client.port, PBM_PATH)
         try:
             self.content = pbm.ServiceInstance("ServiceInstance", stub).RetrieveContent()
         except vmodl.MethodFault as fault:
-            raise VmcryptError("storage policy service refused the session: %s" % (fault.msg or type(fault).__name__))
+            raise VmcryptError("the storage policy service at %s refused the session: %s"
+                               % (self.endpoint, fault.msg or type(fault).__name__))
+        except Exception as error:  # pyVmomi raises HTTPException("404 Not Found"), socket and TLS errors
+            raise VmcryptError("the storage policy service at %s answered %s: %s"
+                               % (self.endpoint, type(error).__name__, " ".join(str(error).split()) or "nothing"))
         self._names = {}
 
     def _profile_manager(self):
@@ -56,7 +61,7 @@ class PbmClient:
             refs = [pbm.profile.ProfileId(uniqueId=profile_id) for profile_id in wanted]
             try:
                 found = self._profile_manager().PbmRetrieveContent(profileIds=refs)
-            except pbm.fault.InvalidArgument:
+            except vmodl.fault.InvalidArgument:
                 found = self._one_by_one(refs)
             for profile in found:
                 self._names[profile.profileId.uniqueId] = profile.name
@@ -68,7 +73,7 @@ class PbmClient:
         for ref in refs:
             try:
                 found.extend(self._profile_manager().PbmRetrieveContent(profileIds=[ref]))
-            except pbm.fault.InvalidArgument:
+            except vmodl.fault.InvalidArgument:
                 continue
         return found
 

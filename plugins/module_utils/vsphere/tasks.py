@@ -11,22 +11,11 @@ import random
 import time
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import TaskError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.faults import fault_message
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import retrieve_one
 
 FIRST_POLL_SECONDS = 0.1
 LONGEST_POLL_SECONDS = 2.0
-
-
-def fault_message(fault):
-    """One line that says what a vSphere fault means."""
-    message = getattr(fault, "msg", None) or getattr(fault, "localizedMessage", None)
-    if not message:
-        for entry in getattr(fault, "faultMessage", None) or []:
-            if entry.message:
-                message = entry.message
-                break
-    name = type(fault).__name__.split(".")[-1]
-    return "%s: %s" % (name, " ".join(message.split())) if message else name
 
 
 def wait_for_task(client, task, description, timeout=3600, sleep=time.sleep, clock=time.monotonic):

@@ -47,8 +47,8 @@ except ImportError:  # the module wrapper reports the missing library
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import (
     ENCRYPTION_BUNDLE_KEY,
-    _policy,
-    _storage_policies,
+    policy_of,
+    storage_policies_of,
     key_id_facts,
     nvram_path,
 )
@@ -283,7 +283,7 @@ def capture_storage_policies(client, vm, disk_keys):
     policies = {"vm_home": None, "disks": dict((key, None) for key in disk_keys)}
     warnings = []
     try:
-        associations, names = _storage_policies(client, [item])
+        associations, names = storage_policies_of(client, [item])
     except VmcryptError as error:
         return policies, ["storage policies of %s not read: %s" % (vm._moId, error)]
     except Exception as error:  # SPBM is a separate service; its outage must not stop a capture
@@ -291,7 +291,7 @@ def capture_storage_policies(client, vm, disk_keys):
                           % (vm._moId, getattr(error, "msg", None) or type(error).__name__)]
     owners = [(None, "the VM home")] + [(key, "disk %d" % key) for key in disk_keys]
     for key, what in owners:
-        policy = _policy(associations.get((vm._moId, key)), names)
+        policy = policy_of(associations.get((vm._moId, key)), names)
         if policy is not None and policy["name"] is None:
             warnings.append("storage policy %s of %s of %s is not known to PBM: restore must be given a policy"
                             % (policy["id"], what, vm._moId))

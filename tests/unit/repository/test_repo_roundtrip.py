@@ -4,10 +4,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
-    BackupNotFoundError,
-    InvalidRequestError,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import BackupNotFoundError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
 
@@ -107,7 +105,7 @@ def test_incremental_reuses_the_base_index_and_records_change_ids(repo):
 def test_incremental_refuses_a_resized_disk(repo):
     full = backup(repo, VM, {"2000": os.urandom(CHUNK * 2)})
     staged = repo.start_backup(VM)
-    with pytest.raises(InvalidRequestError, match="capacity"):
+    with pytest.raises(InvalidArgumentError, match="capacity"):
         staged.open_disk("2000", CHUNK * 3, base_backup_id=full.backup_id)
 
 
@@ -115,7 +113,7 @@ def test_incremental_refuses_a_resized_disk(repo):
 def test_writer_refuses_unaligned_or_oversized_blocks(repo, offset, size):
     staged = repo.start_backup(VM)
     with staged.open_disk("2000", CHUNK * 3) as writer:
-        with pytest.raises(InvalidRequestError):
+        with pytest.raises(InvalidArgumentError):
             writer.write(offset, bytes(size))
 
 

@@ -3,12 +3,9 @@ import ctypes
 
 import pytest
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import PermissionDeniedError, VmcryptError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import library, loader
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import (
-    VddkError,
-    VddkTransportRefusedError,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError, VddkNotInstalledError
 
 
 class FakeFunction(object):
@@ -65,8 +62,7 @@ def test_unknown_code_has_no_hint_and_context_keeps_the_code():
 
 def test_family():
     assert issubclass(VddkError, VmcryptError)
-    assert issubclass(VddkTransportRefusedError, VddkError)
-    assert issubclass(VddkTransportRefusedError, PermissionDeniedError)
+    assert issubclass(VddkNotInstalledError, VddkError)
 
 
 def test_log_lines_are_redacted():

@@ -1,6 +1,7 @@
 """Finding libvixDiskLib: clear one-line errors saying what to install."""
-import importlib
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -20,9 +21,21 @@ def make_libdir(root, *sonames):
 
 
 def test_importing_needs_no_library(monkeypatch):
+    """A module imports the binding on a controller without VDDK: nothing may be loaded until asked.
+
+    In a fresh interpreter, so that no other test's library counts.
+    """
     monkeypatch.delenv("VMCRYPT_VDDK_LIBDIR", raising=False)
-    for name in ("structs", "loader", "library", "connection", "disk", "transport", "errors"):
-        importlib.import_module("ansible_collections.vmcrypt.backup.plugins.module_utils.vddk." + name)
+    script = "; ".join([
+        "import importlib",
+        "[importlib.import_module('ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.' + name) "
+        "for name in ('structs', 'loader', 'library', 'connection', 'disk', 'errors')]",
+        "from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary",
+        "print(VddkLibrary._instance is None, 'libvixDiskLib' in open('/proc/self/maps').read())",
+    ])
+    output = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout
+    assert output.split() == ["True", "False"]
 
 
 def test_libdir_not_set(monkeypatch):

@@ -1,7 +1,7 @@
 """Encryption facts from retrieved properties (pyVmomi data objects, no server)."""
 from pyVmomi import vim
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import nvram_path, vm_crypto_facts
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import nvram_path, vm_crypto_facts
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import ObjectProperties
 
 

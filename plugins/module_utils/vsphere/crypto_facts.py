@@ -33,6 +33,7 @@ VM_PATHS = (
     "config.uuid",
     "config.instanceUuid",
     "config.template",
+    "config.guestId",
     "config.keyId",
     "config.firmware",
     "config.bootOptions.efiSecureBootEnabled",
@@ -52,6 +53,19 @@ def key_id_facts(crypto_key_id):
         return None
     provider = crypto_key_id.providerId
     return {"key_id": crypto_key_id.keyId, "provider_id": provider.id if provider is not None else None}
+
+
+def disk_capacity(disk):
+    """Bytes of a VirtualDisk device (capacityInKB where capacityInBytes is unset, as on older hosts)."""
+    return disk.capacityInBytes or (disk.capacityInKB or 0) * 1024
+
+
+def any_encrypted(home_key_id, devices):
+    """Whether a VM's home (ConfigInfo.keyId) or any of its disks is encrypted."""
+    if home_key_id is not None and getattr(home_key_id, "keyId", None):
+        return True
+    return any(isinstance(device, vim.vm.device.VirtualDisk) and key_id_facts(getattr(device.backing, "keyId", None))
+               for device in devices or [])
 
 
 def _datastore_dir(datastore_path):
@@ -83,7 +97,7 @@ def nvram_path(vmx_path, vm_name, extra_config, layout_files):
     return "%s/%s.nvram" % (vm_dir, vm_name), "default_name"
 
 
-def _policy(profile_ids, policy_names):
+def policy_of(profile_ids, policy_names):
     if not profile_ids:
         return None
     profile_id = profile_ids[0]
@@ -106,7 +120,7 @@ def disk_facts(disk, vm_moid, associations, policy_names):
     backing = disk.backing
     info = disk.deviceInfo
     key_id = key_id_facts(getattr(backing, "keyId", None))
-    capacity = disk.capacityInBytes or (disk.capacityInKB or 0) * 1024
+    capacity = disk_capacity(disk)
     return {
         "key": disk.key,
         "label": info.label if info is not None else None,
@@ -117,7 +131,7 @@ def disk_facts(disk, vm_moid, associations, policy_names):
         "backing_type": type(backing).__name__.split(".")[-1] if backing is not None else None,
         "encrypted": key_id is not None,
         "key_id": key_id,
-        "storage_policy": _policy(associations.get((vm_moid, disk.key)), policy_names),
+        "storage_policy": policy_of(associations.get((vm_moid, disk.key)), policy_names),
     }
 
 
@@ -140,12 +154,13 @@ def vm_crypto_facts(item, inventory_path, associations, policy_names):
         "instance_uuid": props.get("config.instanceUuid"),
         "bios_uuid": props.get("config.uuid"),
         "template": bool(props.get("config.template")),
+        "guest_id": props.get("config.guestId"),
         "power_state": props.get("runtime.powerState"),
         "encrypted": key_id is not None,
         "key_id": key_id,
         "encryption_bundle_present": bool(extra_config.get(ENCRYPTION_BUNDLE_KEY)),
         "has_encrypted_disks": any(disk["encrypted"] for disk in disks),
-        "vm_home_storage_policy": _policy(associations.get((item.moid, None)), policy_names),
+        "vm_home_storage_policy": policy_of(associations.get((item.moid, None)), policy_names),
         "firmware": props.get("config.firmware"),
         "secure_boot": bool(secure_boot),
         "vtpm_present": any(isinstance(device, vim.vm.device.VirtualTPM) for device in devices),
@@ -169,12 +184,13 @@ def collect_vm_crypto_facts(client, finder, vms=None, container=None, storage_po
     associations, policy_names = {}, {}
     if storage_policies and items:
         try:
-            associations, policy_names = _storage_policies(client, items)
-        except VmcryptError as error:
+            associations, policy_names = storage_policies_of(client, items)
+        except VmcryptError as error:  # SPBM is a separate service; its outage must not hide the other facts
             warnings.append("storage policies not read: %s" % error)
-        except Exception as error:  # SPBM is a separate service; its outage must not hide the other facts
-            warnings.append("storage policies not read: %s" % (getattr(error, "msg", None) or type(error).__name__))
-    facts = [vm_crypto_facts(item, finder.vm_path(item.moid, item.get("name"), item.get("parent")),
+        except Exception as error:  # a fault or HTTP error after the session was accepted
+            warnings.append("storage policies not read: the storage policy service answered %s: %s"
+                            % (type(error).__name__, " ".join(str(error).split())))
+    facts = [vm_crypto_facts(item, finder.vm_path(item.get("name"), item.get("parent")),
                              associations, policy_names)
              for item in items]
     facts.sort(key=lambda fact: (fact["path"], fact["moid"]))
@@ -186,7 +202,7 @@ def vm_crypto_facts_of(client, finder, vm, storage_policies=False):
     return collect_vm_crypto_facts(client, finder, vms=[vm], storage_policies=storage_policies)[0][0]
 
 
-def _storage_policies(client, items):
+def storage_policies_of(client, items):
     vm_disks = dict((item.moid, [device.key for device in item.get("config.hardware.device") or []
                                  if isinstance(device, vim.vm.device.VirtualDisk)])
                     for item in items)

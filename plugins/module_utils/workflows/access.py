@@ -1,7 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: vmcrypt.backup contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""privilege_check: the entities of a backup or restore, what is held there, the verdict."""
+"""The one access decision: may this backup or restore run, over which transports, and why not.
+
+It reads the VM and the proxy VM in one PropertyCollector call, applies the
+guide's transport rules (``access_rules``) and the privileges held on every
+entity the phase touches, and returns the allowed transports in the order
+asked with a reason for each refusal.  privilege_check reports it;
+disk_export and disk_import (and the backup and restore workflows) refuse to
+start when nothing is allowed, before any snapshot or write exists.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -18,8 +26,9 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.permissi
     PrincipalPrivileges,
     SessionPrivileges,
 )
-from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.transport_policy import decide
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import any_encrypted
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import retrieve
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.access_rules import decide
 
 VM_PATHS = ("name", "parent", "resourcePool", "datastore", "config.keyId", "config.hardware.device")
 
@@ -35,18 +44,12 @@ class RestoreTarget:
         self.encrypted = encrypted
 
 
-def vm_encryption(props):
-    """Whether a VM's home or any of its disks is encrypted."""
-    if props.get("config.keyId") is not None:
-        return True
-    for device in props.get("config.hardware.device") or []:
-        if isinstance(device, vim.vm.device.VirtualDisk) and getattr(device.backing, "keyId", None) is not None:
-            return True
-    return False
+def _encrypted(props):
+    return any_encrypted(props.get("config.keyId"), props.get("config.hardware.device"))
 
 
-class PrivilegeCheck:
-    """Gathers the entities a phase touches and asks who holds what there."""
+class AccessCheck:
+    """Gathers the entities a phase touches, asks who holds what there, and decides."""
 
     def __init__(self, client, finder, principal=None, principal_groups=()):
         self.client = client
@@ -54,10 +57,12 @@ class PrivilegeCheck:
         self.principal = principal
         self.holder = PrincipalPrivileges(client, principal, principal_groups) if principal else SessionPrivileges(client)
 
-    def _vm(self, vm):
-        if vm is None:
-            return None
-        return retrieve(self.client, vim.VirtualMachine, VM_PATHS, objects=[vm])[0]
+    def _vms(self, vm, proxy_vm):
+        """(VM properties, proxy properties), either None when not given, in one round trip."""
+        wanted = [item for item in (vm, proxy_vm) if item is not None]
+        found = dict((item.moid, item) for item in retrieve(self.client, vim.VirtualMachine, VM_PATHS,
+                                                              objects=wanted)) if wanted else {}
+        return tuple(found.get(item._moId) if item is not None else None for item in (vm, proxy_vm))
 
     def _names(self, entities):
         by_kind = {}
@@ -111,19 +116,17 @@ class PrivilegeCheck:
         return entities
 
     def run(self, phase, transports, vm=None, proxy_vm=None, restore_target=None):
+        """(privilege_check's result dict, the TransportDecision)."""
         catalog.validate(phase, transports)
         if phase == "backup" and vm is None:
             raise InvalidArgumentError("a backup check needs the VM (name, uuid or moid)")
-        if "hotadd" in transports and proxy_vm is None:
-            raise InvalidArgumentError("transport hotadd needs proxy_vm, the VM that would hot-add the disks")
-        vm_props = self._vm(vm)
-        proxy_props = self._vm(proxy_vm)
+        vm_props, proxy_props = self._vms(vm, proxy_vm)
         target = restore_target or RestoreTarget()
         if phase == "restore" and target.encrypted is not None:
             encrypted = target.encrypted
         else:
-            encrypted = vm_encryption(vm_props.props) if vm_props is not None else False
-        proxy_encrypted = vm_encryption(proxy_props.props) if proxy_props is not None else None
+            encrypted = _encrypted(vm_props) if vm_props is not None else False
+        proxy_encrypted = _encrypted(proxy_props) if proxy_props is not None else None
         if phase == "backup":
             entities = self._backup_entities(vm_props, proxy_vm)
         else:
@@ -159,6 +162,7 @@ class PrivilegeCheck:
             "proxy_encrypted": proxy_encrypted,
             "requested_transports": list(transports),
             "allowed_transports": decision.allowed_transports,
+            "refused_transports": decision.refused,
             "missing_privileges": missing,
             "reasons": decision.reasons,
             "unchecked_roles": decision.unchecked_roles,

@@ -13,12 +13,17 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, NotFoundError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.job import TransferJob, reconnect_cures
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import TransferJob, reconnect_cures
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.restore import import_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.vddk_endpoints import VddkDiskEndpoint
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.connection import VddkConnection
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
+
+
+# What a run measures per disk; check mode returns the same keys with these unmeasured (None).
+MEASURED_DISK_KEYS = ("bytes_written", "bytes_skipped", "retries", "transport", "duration_seconds",
+                      "throughput_mib_s")
 
 
 class ImportOptions:
@@ -61,36 +66,37 @@ class DiskImportJob(TransferJob):
         return pairs
 
     def plan_only(self):
+        """Check mode: the same checks and keys as a run, nothing connected or written."""
         manifest = self.repository.read_manifest(self.options.backup_id)
         facts = self.facts_of(self.vm)
         pairs = self._pairs(manifest, facts)
-        checked = self.check_transports(facts)
+        checked = self.check_transports()
+        reports = []
+        for source, capacity, target in pairs:
+            report = dict((name, None) for name in MEASURED_DISK_KEYS)
+            report.update(key=int(source), capacity_bytes=capacity, target=target["key"], target_file=target["file"])
+            reports.append(report)
         return {"changed": True, "backup_id": manifest.backup_id, "transports": checked.allowed,
-                "refused_transports": checked.refused,
-                "disks": [{"source": source, "target": str(target["key"]), "capacity_bytes": capacity}
-                          for source, capacity, target in pairs]}
+                "refused_transports": checked.refused, "disks": reports}
 
     def run(self):
         manifest = self.repository.read_manifest(self.options.backup_id)
         facts = self.facts_of(self.vm)
         pairs = self._pairs(manifest, facts)
-        checked = self.check_transports(facts)
+        checked = self.check_transports()
         library = VddkLibrary.get(self.options.vddk_libdir)
         progress = ProgressFile(self.options.progress_file)
 
         def connect():
             return VddkConnection.from_client(library, self.client, self.vm._moId, snapshot_moref=None,
-                                              transports=checked.allowed, read_only=False,
-                                              vm_encrypted=checked.vm_encrypted,
-                                              proxy_encrypted=checked.proxy_encrypted)
+                                              transports=checked.allowed, read_only=False)
         reports = []
         for source, _capacity, target in pairs:
             endpoint = VddkDiskEndpoint(connect, target["file"], read_only=False)
             report = import_disk(endpoint.open, self.repository, manifest.backup_id, source, progress=progress,
                                  retryable=reconnect_cures, max_retries=self.options.max_retries,
                                  retry_delay=self.options.retry_delay, threads=self.options.threads)
-            report["target"] = str(target["key"])
-            report["target_file"] = target["file"]
+            report.update(key=int(source), target=target["key"], target_file=target["file"])
             reports.append(report)
         return {"changed": True, "backup_id": manifest.backup_id, "transports": checked.allowed,
                 "refused_transports": checked.refused, "disks": reports}

@@ -7,11 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.crypto_facts import vm_crypto_facts_of
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import vm_crypto_facts_of
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import PermissionDeniedError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.check import PrivilegeCheck
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.transport import allowed_modes
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.access import AccessCheck
 
 
 def reconnect_cures(error):
@@ -50,16 +49,14 @@ class TransferJob:
     def facts_of(self, vm):
         return vm_crypto_facts_of(self.client, self.finder, vm)
 
-    def check_transports(self, facts):
-        """The guide's rules, then the session's privileges for the phase, before anything is created.
+    def check_transports(self):
+        """The access decision for the phase, before anything is created.
 
         A refusal here leaves nothing to undo: no snapshot, no staged backup, no write.
         """
-        encrypted = facts["encrypted"] or facts["has_encrypted_disks"]
-        proxy_encrypted = bool(self.facts_of(self.proxy_vm)["encrypted"]) if self.proxy_vm is not None else None
-        transports, refused = allowed_modes(self.options.transports, encrypted, proxy_encrypted)
-        decision = PrivilegeCheck(self.client, self.finder).run(self.phase, transports, vm=self.vm,
-                                                                proxy_vm=self.proxy_vm)[1]
+        result, decision = AccessCheck(self.client, self.finder).run(self.phase, self.options.transports, vm=self.vm,
+                                                                     proxy_vm=self.proxy_vm)
         if decision.refused_all:
             raise PermissionDeniedError(decision.refusal_message())
-        return CheckedTransports(decision.allowed_transports, refused + decision.reasons, encrypted, proxy_encrypted)
+        return CheckedTransports(decision.allowed_transports, decision.refused, result["vm_encrypted"],
+                                 result["proxy_encrypted"])

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: vmcrypt.backup contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which requested transports may be used, and why the others may not.
+"""The guide's transport rules and the verdict per transport: pure, without a vCenter.
 
 The rules for encrypted disks come from the VDDK guide: NBDSSL and HotAdd
 are supported, SAN is not, and HotAdd needs a proxy VM that is itself
@@ -17,11 +17,12 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges import c
 
 
 class TransportDecision:
-    """Outcome of a check: allowed transports in the order asked, reasons, missing privileges."""
+    """Outcome of a check: allowed transports in the order asked, a reason per refusal, missing privileges."""
 
-    def __init__(self, allowed_transports, reasons, missing_privileges, unchecked_roles=()):
+    def __init__(self, allowed_transports, reasons, missing_privileges, unchecked_roles=(), refused=()):
         self.allowed_transports = allowed_transports
         self.reasons = reasons
+        self.refused = list(refused)  # [{"transport": name, "reason": why}], in the order asked
         self.missing_privileges = missing_privileges  # {entity role: sorted list}
         self.unchecked_roles = sorted(unchecked_roles)
 
@@ -36,7 +37,7 @@ class TransportDecision:
 def encryption_rule(transport, vm_encrypted, proxy_encrypted):
     """Why the guide's rules refuse ``transport`` here, or None."""
     if transport == "hotadd" and proxy_encrypted is None:
-        return "hotadd needs a proxy VM (option proxy_vm)"
+        return "hotadd needs proxy_vm: the VM that would hot-add the disks"
     if not vm_encrypted:
         return None
     if transport == "san":
@@ -76,6 +77,7 @@ def decide(phase, transports, vm_encrypted, proxy_encrypted, granted, entity_nam
     entity_names = entity_names or {}
     reasons = []
     allowed = []
+    refused = []
     base_missing = _missing(catalog.base_requirements(phase, vm_encrypted), granted)
     all_missing = dict(base_missing)
     if base_missing:
@@ -84,14 +86,20 @@ def decide(phase, transports, vm_encrypted, proxy_encrypted, granted, entity_nam
         rule = encryption_rule(transport, vm_encrypted, proxy_encrypted)
         if rule:
             reasons.append("%s refused: %s" % (transport, rule))
+            refused.append({"transport": transport, "reason": rule})
             continue
         transport_missing = _missing(catalog.transport_requirements(phase, transport, vm_encrypted), granted)
         for role, privileges in transport_missing.items():
             all_missing[role] = sorted(set(all_missing.get(role, [])) | set(privileges))
         if transport_missing:
-            reasons.append("%s refused: missing %s" % (transport, _describe(transport_missing, entity_names)))
+            reason = "missing %s" % _describe(transport_missing, entity_names)
+            reasons.append("%s refused: %s" % (transport, reason))
+            refused.append({"transport": transport, "reason": reason})
             continue
-        if not base_missing:
+        if base_missing:
+            refused.append({"transport": transport, "reason": "every transport needs %s"
+                            % _describe(base_missing, entity_names)})
+        elif transport not in allowed:
             allowed.append(transport)
     required_roles = set(catalog.base_requirements(phase, vm_encrypted))
     for transport in allowed:
@@ -99,4 +107,4 @@ def decide(phase, transports, vm_encrypted, proxy_encrypted, granted, entity_nam
     unchecked = required_roles - set(granted)
     if unchecked:
         reasons.append("not checked, no entity given: %s" % ", ".join(sorted(unchecked)))
-    return TransportDecision(allowed, reasons, all_missing, unchecked)
+    return TransportDecision(allowed, reasons, all_missing, unchecked, refused)

@@ -16,7 +16,7 @@ __metaclass__ = type
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
-from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.job import TransferJob, reconnect_cures
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import TransferJob, reconnect_cures
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan, incremental_plan
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.vddk_endpoints import VddkDiskEndpoint
@@ -28,8 +28,11 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.cbt import 
     changed_areas,
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.snapshots import (
+    QUIESCE_FILESYSTEM,
+    QUIESCE_NONE,
     create_backup_snapshot,
     find_snapshot,
+    is_windows_guest,
     remove_snapshot,
     snapshot_disks,
 )
@@ -60,21 +63,32 @@ def vm_identity(facts):
             "moid": facts["moid"]}
 
 
-def is_wanted(key, label, wanted):
-    """Whether the ``disks`` option (device keys or labels; None for all) names this disk."""
-    return not wanted or str(key) in wanted or label in wanted
+def _key_and_label(disk):
+    if isinstance(disk, dict):  # a disk of vm_crypto_facts
+        return disk["key"], disk["label"]
+    return disk.key, disk.label  # a SnapshotDisk
 
 
 def select_disks(disks, wanted):
-    """The snapshot disks named by device key or label (all when ``wanted`` is None)."""
+    """The disks named by device key or label (all when ``wanted`` is None); an unknown name is an error.
+
+    Check mode and the run both choose through here, so both refuse the same names.
+    """
     if not wanted:
-        return disks
-    chosen = [disk for disk in disks if is_wanted(disk.key, disk.label, wanted)]
-    missing = set(wanted) - set(str(disk.key) for disk in chosen) - set(disk.label for disk in chosen)
+        return list(disks)
+    chosen = [disk for disk in disks if str(_key_and_label(disk)[0]) in wanted or _key_and_label(disk)[1] in wanted]
+    named = set(str(_key_and_label(disk)[0]) for disk in chosen) | set(_key_and_label(disk)[1] for disk in chosen)
+    missing = set(wanted) - named
     if missing:
-        raise NotFoundError("the snapshot has no disk %s; it has %s" % (
-            ", ".join(sorted(missing)), ", ".join("%d (%s)" % (disk.key, disk.label) for disk in disks)))
+        raise NotFoundError("the VM has no disk %s; it has %s" % (
+            ", ".join(sorted(missing)), ", ".join("%d (%s)" % _key_and_label(disk) for disk in disks)))
     return chosen
+
+
+# What a run measures per disk; check mode returns the same keys with these unmeasured (None).
+MEASURED_DISK_KEYS = ("bytes_read", "bytes_skipped", "bytes_stored", "new_chunks", "deduplicated_chunks",
+                      "zero_chunks", "chunks_from_base", "retries", "transport", "duration_seconds",
+                      "throughput_mib_s")
 
 
 class DiskExportJob(TransferJob):
@@ -89,29 +103,33 @@ class DiskExportJob(TransferJob):
     def plan_only(self):
         """Check mode: what would be exported, without a snapshot, a connection or a write."""
         facts = self.facts_of(self.vm)
-        checked = self.check_transports(facts)
-        disks = sorted((disk for disk in facts["disks"] if is_wanted(disk["key"], disk["label"], self.options.disks)),
-                       key=lambda disk: disk["key"])
+        checked = self.check_transports()
+        disks = sorted(select_disks(facts["disks"], self.options.disks), key=lambda disk: disk["key"])
         previous = self._previous_backup(facts)
+        reports = []
+        for disk in disks:
+            base = previous.backup_id if previous and facts["cbt_enabled"] and str(disk["key"]) in previous.disk_keys \
+                else None
+            report = dict((name, None) for name in MEASURED_DISK_KEYS)
+            report.update(key=disk["key"], label=disk["label"], capacity_bytes=disk["capacity_bytes"],
+                          encrypted=disk["encrypted"], incremental=base is not None, base_backup_id=base)
+            reports.append(report)
         return {
             "changed": True,
             "backup_id": self.options.backup_id,
+            "committed": False,
             "vm": vm_identity(facts),
             "transports": checked.allowed,
             "refused_transports": checked.refused,
             "snapshot": {"moid": None, "created": self.options.snapshot is None, "removed": self.options.snapshot is None},
-            "disks": [{"key": str(disk["key"]), "label": disk["label"], "capacity_bytes": disk["capacity_bytes"],
-                       "encrypted": disk["encrypted"],
-                       "incremental_base": previous.backup_id if previous and facts["cbt_enabled"] else None}
-                      for disk in disks],
-            "committed": False,
+            "disks": reports,
         }
 
     def run(self):
         facts = self.facts_of(self.vm)
-        checked = self.check_transports(facts)
-        for reason in checked.refused:
-            self.warn("transport %s" % reason)
+        checked = self.check_transports()
+        for refusal in checked.refused:
+            self.warn("transport %(transport)s refused: %(reason)s" % refusal)
         library = VddkLibrary.get(self.options.vddk_libdir)
         staged = (self.repository.staged_backup(self.options.backup_id) if self.options.backup_id
                   else self.repository.start_backup(vm_identity(facts)))
@@ -120,8 +138,11 @@ class DiskExportJob(TransferJob):
         removed = False
         try:
             if created:
-                snapshot = create_backup_snapshot(self.client, self.vm, "vmcrypt-backup-%s" % staged.backup_id,
-                                                  checked.vm_encrypted, quiesce=self.options.quiesce)
+                # File-system quiescing: the guide's choice for encrypted VMs, and never less for plain ones.
+                snapshot = create_backup_snapshot(
+                    self.client, self.vm, "vmcrypt-backup-%s" % staged.backup_id,
+                    quiesce=QUIESCE_FILESYSTEM if self.options.quiesce else QUIESCE_NONE,
+                    windows=is_windows_guest(guest_id=facts["guest_id"]))
             else:
                 snapshot = find_snapshot(self.client, self.vm, self.options.snapshot)
             disks = select_disks(snapshot_disks(self.client, snapshot), self.options.disks)
@@ -181,9 +202,7 @@ class DiskExportJob(TransferJob):
     def _export_one(self, library, staged, snapshot, disk, previous, checked, progress):
         def connect():
             return VddkConnection.from_client(library, self.client, self.vm._moId, snapshot_moref=snapshot._moId,
-                                              transports=checked.allowed, read_only=True,
-                                              vm_encrypted=checked.vm_encrypted,
-                                              proxy_encrypted=checked.proxy_encrypted)
+                                              transports=checked.allowed, read_only=True)
         endpoint = VddkDiskEndpoint(connect, disk.file_name, read_only=True)
         first = [endpoint.open()]  # also answers QueryAllocatedBlocks
 
@@ -209,6 +228,7 @@ class DiskExportJob(TransferJob):
             while first:  # a plan with nothing to read never took the first connection
                 first.pop().close()
         report["transport"] = report["transport"] or transport
+        report["key"] = disk.key
         report["label"] = disk.label
         report["encrypted"] = disk.encrypted
         report["base_backup_id"] = base_backup_id

@@ -3,7 +3,7 @@ import pytest
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges import catalog
-from ansible_collections.vmcrypt.backup.plugins.module_utils.privileges.transport_policy import decide
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.access_rules import decide
 
 
 def everything(phase, encrypted, with_proxy=True):
@@ -50,7 +50,7 @@ def test_hotadd_of_encrypted_vm_needs_an_encrypted_proxy():
 def test_hotadd_without_proxy_is_refused_with_the_option_to_set():
     decision = decide("backup", ["hotadd"], False, None, everything("backup", False, with_proxy=False))
     assert decision.allowed_transports == []
-    assert decision.reasons == ["hotadd refused: hotadd needs a proxy VM (option proxy_vm)"]
+    assert decision.reasons == ["hotadd refused: hotadd needs proxy_vm: the VM that would hot-add the disks"]
 
 
 def test_missing_cryptographer_access_refuses_nbdssl_and_hotadd_only():
@@ -110,3 +110,29 @@ def test_bad_input_is_one_clear_line(phase, transports, message):
     with pytest.raises(InvalidArgumentError) as raised:
         decide(phase, transports, False, None, {})
     assert str(raised.value) == message
+
+
+def test_every_refusal_has_its_transport_and_reason_in_the_order_asked():
+    granted = without(everything("backup", True), "proxy_vm", "Cryptographer.AddDisk")
+    decision = decide("backup", ["san", "hotadd", "nbd", "nbdssl"], True, True, granted)
+    assert decision.allowed_transports == ["nbdssl"]
+    assert decision.refused == [
+        {"transport": "san", "reason": "san is not supported for encrypted disks; use nbdssl or hotadd"},
+        {"transport": "hotadd", "reason": "missing Cryptographer.AddDisk on proxy_vm"},
+        {"transport": "nbd", "reason": "nbd would send the decrypted disk data over the network in clear; use nbdssl"},
+    ]
+
+
+def test_plain_vm_may_use_san_and_nbd_but_hotadd_needs_a_proxy():
+    decision = decide("backup", ["san", "hotadd", "nbd"], False, None, everything("backup", False, with_proxy=False))
+    assert decision.allowed_transports == ["san", "nbd"]
+    assert decision.refused == [{"transport": "hotadd", "reason": "hotadd needs proxy_vm: the VM that would hot-add "
+                                                                  "the disks"}]
+
+
+def test_a_missing_base_privilege_refuses_each_transport_with_that_reason():
+    granted = without(everything("backup", False), "root", "Global.DisableMethods")
+    decision = decide("backup", ["nbdssl", "nbd"], False, None, granted, {"root": "Datacenters (group-d1)"})
+    assert decision.refused == [
+        {"transport": name, "reason": "every transport needs Global.DisableMethods on Datacenters (group-d1)"}
+        for name in ("nbdssl", "nbd")]

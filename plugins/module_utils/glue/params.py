@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plain library objects from a module's parameters: the only place that reads ``module.params`` shapes."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.specs import KEY_FILE_ENV, PASSWORD_ENV
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository, credential_from
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmSelector
+
+
+def client_from_params(params):
+    return VsphereClient(hostname=params["hostname"], username=params["username"], password=params["password"],
+                         port=params["port"], validate_certs=params["validate_certs"])
+
+
+def selector_from_params(params):
+    """The VmSelector the VM options (and cluster, where a module has it) describe."""
+    return VmSelector(name=params["name"], uuid=params["uuid"], moid=params["moid"],
+                      use_instance_uuid=params["use_instance_uuid"], datacenter=params["datacenter"],
+                      folder=params["folder"], cluster=params.get("cluster"))
+
+
+def repository_secret_from_env(params, environ=None):
+    """(password, key file) of the options, else of the environment (options win over the environment)."""
+    environ = os.environ if environ is None else environ
+    password = params.get("repository_password")
+    key_file = params.get("repository_key_file")
+    if not password and not key_file:
+        password = environ.get(PASSWORD_ENV) or None
+        if not password:
+            key_file = environ.get(KEY_FILE_ENV) or None
+    return password, key_file
+
+
+def credential_from_params(params, environ=None):
+    password, key_file = repository_secret_from_env(params, environ)
+    return credential_from(password=password, key_file=key_file)
+
+
+def open_repository(params):
+    return Repository.open(params["repository"], credential_from_params(params))

@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""disk_export and disk_import from their parameters: options, the objects a job needs, and its run."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import (
+    client_from_params,
+    open_repository,
+    selector_from_params,
+)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import ExportOptions
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import ImportOptions
+
+
+def export_options_from_params(params):
+    return ExportOptions(transports=params["transports"], snapshot=params["snapshot"], disks=params["disks"],
+                         incremental=params["incremental"], commit=params["commit"], backup_id=params["backup_id"],
+                         vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
+                         max_retries=params["max_retries"], quiesce=params["quiesce"])
+
+
+def import_options_from_params(params):
+    return ImportOptions(params["backup_id"], disk_map=params["disk_map"], transports=params["transports"],
+                         vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
+                         max_retries=params["max_retries"])
+
+
+def run_transfer_job(module, job_class, options):
+    """Open the repository (first: a wrong password touches nothing in vSphere), log in, find the VM and
+    proxy, and run the job, or only plan it in check mode."""
+    params = module.params
+    repository = open_repository(params)
+    with client_from_params(params) as client:
+        finder = VmFinder(client)
+        vm = finder.find_one(selector_from_params(params))
+        proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
+        job = job_class(client, finder, repository, vm, options, proxy_vm=proxy, warn=module.warn)
+        return job.plan_only() if module.check_mode else job.run()
