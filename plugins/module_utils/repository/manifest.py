@@ -150,11 +150,16 @@ class Manifest(object):
 
     @property
     def nvram(self):
-        """The NVRAM bytes, or None when none was saved."""
+        """{"size", "sha256"} of the saved NVRAM, or None; ``Repository.read_nvram`` streams its bytes."""
         nvram = self.document.get("nvram")
         if not nvram:
             return None
-        return base64.b64decode(nvram["data"].encode("ascii"))
+        return {"size": nvram["size"], "sha256": nvram["sha256"]}
+
+    def nvram_chunks(self):
+        """[(length, chunk id)] of the saved NVRAM, in order ([] when none was saved)."""
+        return [(length, bytes.fromhex(chunk_id))
+                for length, chunk_id in (self.document.get("nvram") or {}).get("chunks") or []]
 
     @property
     def disk_keys(self):
@@ -176,8 +181,8 @@ class Manifest(object):
         return self.disk(key).get("change_id")
 
     def chunk_ids(self):
-        """Every chunk id this backup references (disks and nothing else)."""
-        ids = set()
+        """Every chunk id this backup references (disks and the NVRAM)."""
+        ids = set(chunk_id for _length, chunk_id in self.nvram_chunks())
         for key in self.disk_keys:
             ids.update(self.disk_index(key).entries.values())
         return ids

@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import hmac
 import json
 import os
@@ -317,6 +318,23 @@ class Repository(object):
                 if len(data) != length:
                     raise IntegrityError("chunk at offset %d of disk %s has the wrong length" % (offset, key))
                 yield offset, data
+
+    def read_nvram(self, backup_id):
+        """Yield the saved NVRAM's bytes a chunk at a time, checked against its size and sha256."""
+        saved = self.read_manifest(backup_id)
+        if saved.nvram is None:
+            raise MissingDataError("backup %s holds no NVRAM" % backup_id)
+        digest = hashlib.sha256()
+        size = 0
+        for length, chunk_id in saved.nvram_chunks():
+            data = self.chunks.get(chunk_id)
+            if len(data) != length:
+                raise IntegrityError("an NVRAM chunk of backup %s has the wrong length" % backup_id)
+            digest.update(data)
+            size += length
+            yield data
+        if (size, digest.hexdigest()) != (saved.nvram["size"], saved.nvram["sha256"]):
+            raise IntegrityError("the NVRAM of backup %s does not match its recorded size and sha256" % backup_id)
 
     # -- facts --------------------------------------------------------------
     def report(self):

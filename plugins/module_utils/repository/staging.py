@@ -17,7 +17,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
 import collections
 import hashlib
 import os
@@ -112,14 +111,34 @@ class StagedBackup(object):
             self._write_part("metadata", {"metadata": metadata, "secrets": secrets})
 
     def put_nvram(self, data):
-        """Store the NVRAM file's bytes (as downloaded; it is encrypted by vSphere already)."""
-        if not isinstance(data, (bytes, bytearray)):
-            raise InvalidArgumentError("NVRAM must be bytes")
+        """Store the NVRAM file (as downloaded; vSphere encrypted it already) as chunks of the repository.
+
+        ``data`` is bytes or an iterable of byte blocks of any size: a stream is
+        stored a chunk at a time, never held whole.  Returns {"size", "sha256"}.
+        """
+        if isinstance(data, (bytes, bytearray)):
+            data = [bytes(data)]
         self.info()
-        document = {"data": base64.b64encode(bytes(data)).decode("ascii"), "size": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest()}
+        chunk_size = self.repository.chunk_size
+        digest = hashlib.sha256()
+        chunks = []
+        size = 0
         with self._shared_lock("store NVRAM"):
+            pending = bytearray()
+            for block in data:
+                if not isinstance(block, (bytes, bytearray, memoryview)):
+                    raise InvalidArgumentError("NVRAM must be bytes or an iterable of bytes")
+                digest.update(block)
+                size += len(block)
+                pending += block
+                while len(pending) >= chunk_size:
+                    chunks.append([chunk_size, self.repository.chunks.put(bytes(pending[:chunk_size]))[0].hex()])
+                    del pending[:chunk_size]
+            if pending or not chunks:
+                chunks.append([len(pending), self.repository.chunks.put(bytes(pending))[0].hex()])
+            document = {"size": size, "sha256": digest.hexdigest(), "chunks": chunks}
             self._write_part("nvram", document)
+        return {"size": size, "sha256": document["sha256"]}
 
     def add_warning(self, text):
         """Record a one-line warning that the committed backup will carry."""
@@ -167,9 +186,11 @@ class StagedBackup(object):
         return self._read_part(DISK_PART_PREFIX + manifest.check_disk_key(key))
 
     def chunk_ids(self):
-        """Chunk ids the written disk parts reference (kept alive by prune)."""
+        """Chunk ids the written disk and NVRAM parts reference (kept alive by prune)."""
         ids = set()
         for part in self.parts():
+            if part == "nvram":
+                ids.update(bytes.fromhex(chunk_id) for _length, chunk_id in self._read_part(part).get("chunks") or [])
             if part.startswith(DISK_PART_PREFIX):
                 document = self._read_part(part)
                 index = manifest.DiskIndex.decode(document["capacity"], document["chunk_size"], document["index"],

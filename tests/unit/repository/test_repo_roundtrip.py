@@ -1,4 +1,5 @@
 """Round trips, deduplication, holes and incrementals through the facade."""
+import hashlib
 import os
 
 import pytest
@@ -125,12 +126,26 @@ def test_backup_ids_are_unique_and_sort_by_time(repo):
     assert sorted(ids)[-1].startswith("20231224T221320Z-")
 
 
+def test_a_streamed_nvram_is_stored_chunk_by_chunk_and_kept_by_prune(repo):
+    staged = repo.start_backup(VM)
+    blocks = [os.urandom(1000) for _ in range(3 * CHUNK // 1000 + 1)]  # more than three chunks, odd sizes
+    saved = staged.put_nvram(iter(blocks))
+    assert saved == {"size": sum(map(len, blocks)), "sha256": hashlib.sha256(b"".join(blocks)).hexdigest()}
+    staged.commit()
+    manifest = repo.read_manifest(staged.backup_id)
+    assert [length for length, _id in manifest.nvram_chunks()] == [CHUNK] * 3 + [saved["size"] - 3 * CHUNK]
+    assert set(chunk_id for _length, chunk_id in manifest.nvram_chunks()) <= manifest.chunk_ids()
+    repo.prune(keep_last=1)
+    assert b"".join(repo.read_nvram(staged.backup_id)) == b"".join(blocks)
+
+
 def test_metadata_secrets_and_nvram_round_trip_but_summary_has_no_secret(repo):
     item = backup(repo, VM, {"2000": os.urandom(CHUNK)}, metadata={"key_id": {"key_id": "k-1", "provider_id": "kms"}},
                   secrets={"encryption.bundle": "vmware:SECRETBUNDLE"}, nvram=b"\x00NVRAM\xff" * 100)
     again = repo.read_manifest(item.backup_id)
     assert again.secrets == {"encryption.bundle": "vmware:SECRETBUNDLE"}
-    assert again.nvram == b"\x00NVRAM\xff" * 100
+    assert b"".join(repo.read_nvram(item.backup_id)) == b"\x00NVRAM\xff" * 100
+    assert again.nvram == {"size": 700, "sha256": hashlib.sha256(b"\x00NVRAM\xff" * 100).hexdigest()}
     assert again.metadata["key_id"]["key_id"] == "k-1"
     summary = again.summary()
     assert "SECRETBUNDLE" not in repr(summary)
