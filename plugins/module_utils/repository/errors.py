@@ -56,4 +56,3 @@ class LockedError(RepositoryError):
 
 class BackupNotFoundError(RepositoryError, NotFoundError):
     """No committed or staged backup with that id."""
-

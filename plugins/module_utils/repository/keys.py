@@ -121,7 +121,7 @@ class Credential(object):
             raise InvalidArgumentError("cannot read repository key file %s: %s" % (path, error.strerror or error))
         if len(secret) < MIN_KEY_FILE_SIZE or len(secret) > MAX_KEY_FILE_SIZE:
             raise InvalidArgumentError("repository key file %s must hold between %d bytes and 1 MiB"
-                                      % (path, MIN_KEY_FILE_SIZE))
+                                       % (path, MIN_KEY_FILE_SIZE))
         return cls(KIND_KEY_FILE, secret, source=path)
 
     def derive(self, kdf):

@@ -174,7 +174,7 @@ class StagedBackup(object):
                 base_index = base.disk_index(base_disk_key or key)
                 if base_index.capacity != capacity:
                     raise InvalidArgumentError("disk %s changed capacity since backup %s: back it up in full"
-                                              % (key, base_backup_id))
+                                               % (key, base_backup_id))
                 if base_index.chunk_size != self.repository.chunk_size:
                     raise InvalidArgumentError("backup %s used another chunk size" % base_backup_id)
             return DiskWriter(self, key, capacity, lock, base_index, base_backup_id, properties)

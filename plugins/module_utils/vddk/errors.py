@@ -65,4 +65,3 @@ class VddkError(VmcryptError):
 
 class VddkNotInstalledError(VddkError):
     """No usable libvixDiskLib under the configured directory."""
-
