@@ -62,8 +62,8 @@ class AccessCheck:
         wanted = [item for item in (vm, proxy_vm) if item is not None]
         found = {}
         if wanted:
-            found = dict((item.moid, item) for item in retrieve(self.client, vim.VirtualMachine, VM_PATHS,
-                                                                 objects=wanted))
+            items = retrieve(self.client, vim.VirtualMachine, VM_PATHS, objects=wanted)
+            found = dict((item.moid, item) for item in items)
         return tuple(found.get(item._moId) if item is not None else None for item in (vm, proxy_vm))
 
     def _names(self, entities):
