@@ -117,8 +117,8 @@ def test_a_snapshot_record_describes_the_snapshot_moment_not_the_vm_now(client, 
     snapshot = snapshot_of(vm, "moment")
     wait_for_task(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="changed after the snapshot")))
     try:
-        at_snapshot, _ = capture_vm_config(client, vm, snapshot)
-        now, _ = capture_vm_config(client, vm)
+        at_snapshot = capture_vm_config(client, vm, snapshot)[0]
+        now = capture_vm_config(client, vm)[0]
     finally:
         wait_for_task(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="")))
     assert at_snapshot["annotation"] is None

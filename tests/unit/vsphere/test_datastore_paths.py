@@ -48,7 +48,7 @@ def test_folder_url_quotes_path_datacenter_and_datastore():
     (500, VsphereFaultError), (400, VsphereFaultError)])
 def test_status_errors(status, error_type):
     error = status_error(status, "Reason", "download", "[ds1] a/b.nvram", "DC0")
-    assert type(error) is error_type
+    assert isinstance(error, error_type) and error.__class__.__name__ == error_type.__name__
     assert "[ds1] a/b.nvram" in str(error) and "\n" not in str(error)
 
 

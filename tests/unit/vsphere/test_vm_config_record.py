@@ -75,7 +75,7 @@ def test_the_record_is_plain_json_and_keeps_the_bundle_apart():
 
 
 def test_devices_disks_and_nics():
-    record, _ = build_config_record(recorded_config(), {"name": "app01"}, "vm-7")
+    record = build_config_record(recorded_config(), {"name": "app01"}, "vm-7")[0]
     assert [device["key"] for device in record["devices"]] == [1000, 2000, 2001, 4000, 11000]
     controller = record["devices"][0]
     assert (controller["type"], controller["bus_number"], controller["device_keys"], controller["shared_bus"]) == \
@@ -122,13 +122,15 @@ def test_is_windows_guest(guest_id, guest_family, windows):
 def test_quiesce_specs():
     assert snapshots.quiesce_spec("none", windows=True) is None
     linux = snapshots.quiesce_spec("filesystem", windows=False, timeout_minutes=10)
-    assert type(linux) is vim.vm.GuestQuiesceSpec and linux.timeout == 10
+    assert not isinstance(linux, vim.vm.WindowsQuiesceSpec) and linux.timeout == 10
     file_share = snapshots.quiesce_spec("filesystem", windows=True)
-    assert type(file_share) is vim.vm.WindowsQuiesceSpec
+    assert isinstance(file_share, vim.vm.WindowsQuiesceSpec)
     assert (file_share.vssBackupContext, file_share.vssBackupType, file_share.vssBootableSystemState,
             file_share.vssPartialFileSupport, file_share.timeout) == ("ctx_file_share_backup", 5, False, False, None)
     assert snapshots.quiesce_spec("application", windows=True).vssBackupContext == "ctx_backup"
-    assert type(snapshots.quiesce_spec("application", windows=False)) is vim.vm.GuestQuiesceSpec
+    linux_application = snapshots.quiesce_spec("application", windows=False)
+    assert isinstance(linux_application, vim.vm.GuestQuiesceSpec)
+    assert not isinstance(linux_application, vim.vm.WindowsQuiesceSpec)
 
 
 @pytest.mark.parametrize("mode, timeout", [("vss", None), (True, None), ("filesystem", 4), ("filesystem", 241)])
