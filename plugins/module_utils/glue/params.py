@@ -7,12 +7,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import os
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.specs import KEY_FILE_ENV, PASSWORD_ENV
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository, credential_from
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmSelector
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder, VmSelector
 
 
 def client_from_params(params):
@@ -25,6 +26,14 @@ def selector_from_params(params):
     return VmSelector(name=params["name"], uuid=params["uuid"], moid=params["moid"],
                       use_instance_uuid=params["use_instance_uuid"], datacenter=params["datacenter"],
                       folder=params["folder"], cluster=params.get("cluster"))
+
+
+@contextlib.contextmanager
+def vm_session(params):
+    """(client, finder, the one VM the options name), logged in for the ``with`` block."""
+    with client_from_params(params) as client:
+        finder = VmFinder(client)
+        yield client, finder, finder.find_one(selector_from_params(params))
 
 
 def repository_secret_from_env(params, environ=None):

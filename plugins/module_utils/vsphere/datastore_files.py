@@ -140,32 +140,46 @@ def _writer(sink):
     raise InvalidArgumentError("the sink of a download must be a callable or have write()")
 
 
+def iter_download(client, datacenter, datastore_path, block_size=BLOCK_SIZE, timeout=60):
+    """Yield a datastore file's bytes in blocks of at most ``block_size`` (for a consumer that pulls).
+
+    A download cut short (fewer bytes than Content-Length) raises VsphereConnectionError after the last block.
+    """
+    request = _Request(client, datacenter, datastore_path, "download", timeout)
+    size = 0
+    try:
+        try:
+            response = request.send("GET")
+            expected = response.getheader("Content-Length")
+            block = response.read(block_size)
+        except (OSError, HTTPException) as error:
+            raise request.connection_error(error)
+        while block:
+            size += len(block)
+            yield block
+            try:
+                block = response.read(block_size)
+            except (OSError, HTTPException) as error:
+                raise request.connection_error(error)
+    finally:
+        request.close()
+    if expected is not None and expected.isdigit() and int(expected) != size:
+        raise VsphereConnectionError("download of datastore file %s ended after %d of %s bytes"
+                                     % (datastore_path, size, expected))
+
+
 def download(client, datacenter, datastore_path, sink, block_size=BLOCK_SIZE, timeout=60):
     """Stream a datastore file into ``sink`` (a callable taking bytes, or a file-like with write()).
 
     Returns (size in bytes, sha256 hex digest) of what was written.
     """
     write = _writer(sink)
-    request = _Request(client, datacenter, datastore_path, "download", timeout)
     digest = hashlib.sha256()
     size = 0
-    try:
-        response = request.send("GET")
-        expected = response.getheader("Content-Length")
-        while True:
-            block = response.read(block_size)
-            if not block:
-                break
-            digest.update(block)
-            size += len(block)
-            write(block)
-    except (OSError, HTTPException) as error:
-        raise request.connection_error(error)
-    finally:
-        request.close()
-    if expected is not None and expected.isdigit() and int(expected) != size:
-        raise VsphereConnectionError("download of datastore file %s ended after %d of %s bytes"
-                                     % (datastore_path, size, expected))
+    for block in iter_download(client, datacenter, datastore_path, block_size=block_size, timeout=timeout):
+        digest.update(block)
+        size += len(block)
+        write(block)
     return size, digest.hexdigest()
 
 

@@ -61,6 +61,14 @@ class VmFinder:
             self._tree = InventoryTree.load(self.client)
         return self._tree
 
+    def datacenter_path(self, vm):
+        """Inventory path of the datacenter that holds ``vm`` (the dcPath of its datastore files)."""
+        parent = retrieve_one(self.client, vm, ["parent"]).get("parent")
+        path = self.tree.datacenter_path_of(parent._moId) if parent is not None else None
+        if not path:
+            raise NotFoundError("VM %s is in no datacenter" % vm._moId)
+        return path
+
     def vm_path(self, name, parent):
         return self.tree.child_path(parent._moId if parent is not None else None, name)
 

@@ -56,14 +56,23 @@ class InventoryTree:
     def child_path(self, parent_moid, name):
         return self.path_of(parent_moid) + "/" + _unescape(name)
 
-    def datacenter_of(self, moid):
-        """Name of the datacenter that holds a folder, or None."""
+    def _datacenter_moid(self, moid):
         while moid in self._nodes:
-            name, parent, kind = self._nodes[moid][:3]
+            parent, kind = self._nodes[moid][1:3]
             if kind == "Datacenter":
-                return name
+                return moid
             moid = parent
         return None
+
+    def datacenter_of(self, moid):
+        """Name of the datacenter that holds a folder, or None."""
+        found = self._datacenter_moid(moid)
+        return self._nodes[found][0] if found else None
+
+    def datacenter_path_of(self, moid):
+        """Inventory path of the datacenter that holds a folder ("DC0", "nested/DC1"), as dcPath takes it."""
+        found = self._datacenter_moid(moid)
+        return self.path_of(found).lstrip("/") if found else None
 
     def find(self, path, kind=None):
         """The managed object at an inventory path, or None."""

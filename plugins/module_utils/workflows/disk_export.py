@@ -16,6 +16,7 @@ __metaclass__ = type
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.staged_backup import open_staged, vm_identity
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import TransferJob, reconnect_cures
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan, incremental_plan
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
@@ -58,11 +59,6 @@ class ExportOptions:
         self.quiesce = quiesce
 
 
-def vm_identity(facts):
-    return {"name": facts["name"], "uuid": facts["bios_uuid"], "instance_uuid": facts["instance_uuid"],
-            "moid": facts["moid"]}
-
-
 def _key_and_label(disk):
     if isinstance(disk, dict):  # a disk of vm_crypto_facts
         return disk["key"], disk["label"]
@@ -81,7 +77,8 @@ def select_disks(disks, wanted):
     missing = set(wanted) - named
     if missing:
         raise NotFoundError("the VM has no disk %s; it has %s" % (
-            ", ".join(sorted(missing)), ", ".join("%d (%s)" % _key_and_label(disk) for disk in disks)))
+            ", ".join(sorted(missing)),
+            ", ".join("%d (%s)" % pair for pair in sorted(_key_and_label(disk) for disk in disks))))
     return chosen
 
 
@@ -131,8 +128,7 @@ class DiskExportJob(TransferJob):
         for refusal in checked.refused:
             self.warn("transport %(transport)s refused: %(reason)s" % refusal)
         library = VddkLibrary.get(self.options.vddk_libdir)
-        staged = (self.repository.staged_backup(self.options.backup_id) if self.options.backup_id
-                  else self.repository.start_backup(vm_identity(facts)))
+        staged, started = open_staged(self.repository, facts, self.options.backup_id)
         created = self.options.snapshot is None
         snapshot = None
         removed = False
@@ -153,14 +149,13 @@ class DiskExportJob(TransferJob):
                 reports.append(self._export_one(library, staged, snapshot, disk, previous, checked, progress))
         except BaseException:
             if created and snapshot is not None:
-                self._remove_quietly(snapshot)
-                removed = True
-            if not self.options.backup_id:
+                removed = self._remove_quietly(snapshot, "after a failure")
+            if started:
                 staged.discard()
             raise
         if created:
-            remove_snapshot(self.client, snapshot)
-            removed = True
+            # Every disk is stored: a snapshot that will not go away is a warning on a good backup, not its loss.
+            removed = self._remove_quietly(snapshot, "after the export", staged)
         manifest = staged.commit() if self.options.commit else None
         return {
             "changed": True,
@@ -173,12 +168,18 @@ class DiskExportJob(TransferJob):
             "disks": reports,
         }
 
-    def _remove_quietly(self, snapshot):
+    def _remove_quietly(self, snapshot, when, staged=None):
+        """Remove a snapshot this run made; a failure is a warning naming it (and recorded in the backup)."""
         try:
             remove_snapshot(self.client, snapshot)
-        except Exception as error:  # the export's own error is the one to report
-            self.warn("could not remove snapshot %s after a failure: %s; remove it by hand"
-                      % (snapshot._moId, error))
+            return True
+        except Exception as error:  # pylint: disable=broad-except  # the export's own outcome is what to report
+            text = ("snapshot %s of VM %s could not be removed %s: %s; remove it by hand"
+                    % (snapshot._moId, self.vm._moId, when, error))
+            self.warn(text)
+            if staged is not None:
+                staged.add_warning(text)
+            return False
 
     def _plan(self, disk, snapshot, previous, first_handle):
         chunk_size = self.repository.chunk_size
