@@ -30,14 +30,22 @@ vcsim: $(VCSIM_BIN)
 $(VCSIM_BIN): $(wildcard tests/vcsim/*.go) tests/vcsim/go.mod
 	cd tests/vcsim && go build -o bin/vcsim-launcher .
 
-# A C stand-in for libvixDiskLib (VDDK's ABI, serving vcsim's datastore files).
+# A C stand-in for libvixDiskLib (VDDK's ABI, serving vcsim's datastore files),
+# and the library it loads by bare name as VDDK does (found through LD_LIBRARY_PATH
+# only: neither gets a RUNPATH).
 VDDK_DOUBLE := tests/vddk_double/build/lib64/libvixDiskLib.so.8
-vddk-double: $(VDDK_DOUBLE)
+VDDK_DOUBLE_VIM := tests/vddk_double/build/lib64/libvixDiskLibVim.so.8
+vddk-double: $(VDDK_DOUBLE) $(VDDK_DOUBLE_VIM)
 
 $(VDDK_DOUBLE): tests/vddk_double/vddk_double.c tests/vddk_double/vddk_abi.h
 	mkdir -p $(@D)
 	gcc -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden -shared \
-	    -Wl,-soname,libvixDiskLib.so.8 -o $@ $< -lpthread
+	    -Wl,-soname,libvixDiskLib.so.8 -o $@ $< -lpthread -ldl
+
+$(VDDK_DOUBLE_VIM): tests/vddk_double/vddk_double_vim.c
+	mkdir -p $(@D)
+	gcc -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden -shared \
+	    -Wl,-soname,libvixDiskLibVim.so.8 -o $@ $<
 
 # ansible-playbook and the unit tests find the collection through this link.
 collection:

@@ -4,9 +4,20 @@ The double serves the flat extents vcsim keeps in its datastore folders, so
 data written to a flat file here must come back byte-identical through
 ConnectEx/Open/Read, and the double's call log shows exactly what the
 binding sent.  The binding is not told it talks to a double.
+
+Like VDDK, the double loads a library of its own by bare name at InitEx, which
+only LD_LIBRARY_PATH as it was at process start can find.  This test process
+was not started that way: the ``library`` fixture loads that library first,
+standing for a process that was (the tests of vddk/process.py and the
+ansible-playbook runs show the real thing: a process that re-runs itself).
 """
 import ctypes
+import json
 import os
+import subprocess
+import sys
+import textwrap
+import threading
 import time
 
 import pytest
@@ -14,11 +25,12 @@ import pytest
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import structs
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.connection import VddkConnection
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError, VddkTransportError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.params import SessionTarget
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient
 
-from vddk_double_config import DOUBLE_LIB, DOUBLE_LIBDIR, SNAPSHOT, Double
+from vddk_double_config import DOUBLE_COMPANION, DOUBLE_LIB, DOUBLE_LIBDIR, SNAPSHOT, Double
 
 SECTOR = structs.VIXDISKLIB_SECTOR_SIZE
 CHUNK = structs.VIXDISKLIB_MIN_CHUNK_SIZE * SECTOR  # 64 KiB
@@ -29,6 +41,7 @@ VM_NAME = "crypt-vm01"
 def library():
     if not os.path.exists(DOUBLE_LIB):
         pytest.fail("%s is missing: run make vddk-double" % DOUBLE_LIB)
+    ctypes.CDLL(DOUBLE_COMPANION, mode=ctypes.RTLD_GLOBAL)  # what LD_LIBRARY_PATH at start would have found
     return VddkLibrary.get(DOUBLE_LIBDIR)
 
 
@@ -61,6 +74,10 @@ def disks(vcsim, estate):
     finally:
         for disk in result:
             os.truncate(disk["flat"], 0)
+
+
+def session_user(client):
+    return client.content.sessionManager.currentSession.userName
 
 
 def connect(library, client, estate, **options):
@@ -126,12 +143,13 @@ def test_read_back_is_byte_identical_and_call_log_shows_the_arguments(library, c
     assert connect_call == {
         "call": "ConnectEx", "vmxSpec": "moref=%s" % estate["vms"][VM_NAME]["moid"],
         "serverName": vcsim.host, "thumbPrint": vcsim.thumbprint, "port": vcsim.port, "nfcHostPort": 0,
-        "credType": "sessionid", "cookieGiven": 1, "userName": None, "keyGiven": 0, "readOnly": 1,
-        "snapshotRef": SNAPSHOT, "transportModes": "nbdssl:hotadd", "result": 0,
+        "credType": "sessionid", "cookieGiven": 1, "userName": session_user(client), "keyGiven": 1,
+        "readOnly": 1, "snapshotRef": SNAPSHOT, "transportModes": "nbdssl:hotadd", "accessPrepared": 1,
+        "result": 0,
     }
     open_call = double.calls("Open")[-1]
     assert open_call == {"call": "Open", "path": disk["path"], "flags": structs.VIXDISKLIB_FLAG_OPEN_READ_ONLY,
-                         "encrypted": 1, "mode": "nbdssl", "result": 0}
+                         "encrypted": 1, "mode": "nbdssl", "fallback": 0, "result": 0}
     assert double.calls("PrepareForAccess")[-1]["identity"] == "vmcrypt.backup"
     # The session cookie reached VDDK but neither its call log nor ours.
     cookie = client.session_cookie
@@ -140,6 +158,8 @@ def test_read_back_is_byte_identical_and_call_log_shows_the_arguments(library, c
     echoed = [line for line in vddk_lines if "ConnectEx to" in line]
     assert echoed and all("with session ********" in line for line in echoed)
     assert not any(cookie in line for line in vddk_lines)
+    session_key = client.content.sessionManager.currentSession.key
+    assert session_key not in double.raw_log() and not any(session_key in line for line in vddk_lines)
 
 
 def test_allocated_blocks_are_exactly_the_data_ranges(library, client, estate, double, disks):
@@ -185,18 +205,38 @@ def test_hotadd_from_an_encrypted_proxy_is_chosen(library, client, estate, doubl
             assert vddk_disk.transport_mode == "hotadd"
 
 
-def test_the_library_itself_refuses_san_for_an_encrypted_disk(library, client, estate, double, disks, caplog):
-    # Given san (an access decision that wrongly thought the VM plain), the binding sends it;
-    # the library refuses the encrypted disk at Open, as VDDK does.
+def test_a_fallback_to_a_mode_outside_the_allowed_ones_fails_the_disk(library, client, estate, double, disks,
+                                                                      caplog):
+    # Given only san (an access decision that wrongly thought the VM plain), VDDK does not fail ConnectEx or
+    # Open: it falls back to nbdssl.  The binding compares the mode used with the allowed ones and refuses.
     caplog.set_level("INFO", logger="vmcrypt.backup.vddk")
     with connect(library, client, estate, transports=["san"]) as conn:
-        with pytest.raises(VddkError) as caught:
+        with pytest.raises(VddkTransportError) as caught:
             conn.open_disk(disks[0]["path"])
-    assert caught.value.code == structs.VIX_E_NOT_SUPPORTED
     assert str(caught.value) == (
-        "opening %s: VixDiskLib_Open failed: The operation is not supported (VIX error 6); "
-        "no requested transport mode can reach this disk from here" % disks[0]["path"])
-    assert any("encrypted disks are not supported with SAN" in r.getMessage() for r in caplog.records)
+        "VDDK opened %s over nbdssl, which is not one of the allowed transport modes (san): none of them could "
+        "reach the disk from here and VDDK fell back; the disk is not read over nbdssl" % disks[0]["path"])
+    opened = double.calls("Open")[-1]
+    assert (opened["result"], opened["mode"], opened["fallback"]) == (0, "nbdssl", 1)
+    assert double.calls("Close")[-1]["path"] == disks[0]["path"]  # closed again, never read
+    assert double.calls("Read") == []
+    assert any("encrypted disks are not supported with SAN" in r.getMessage() and r.levelname == "WARNING"
+               for r in caplog.records)
+
+
+def test_a_fallback_to_nbd_for_an_encrypted_disk_fails_it(library, client, estate, double, disks):
+    double.write(fallback_mode="nbd")
+    with connect(library, client, estate, transports=["hotadd"]) as conn:  # no proxy VM: hotadd cannot work
+        with pytest.raises(VddkTransportError) as caught:
+            conn.open_disk(disks[0]["path"])
+    assert "over nbd, which is not one of the allowed transport modes (hotadd)" in str(caught.value)
+
+
+def test_the_mode_really_used_is_reported(library, client, estate, double, disks):
+    with connect(library, client, estate, transports=["hotadd", "nbdssl"]) as conn:
+        with conn.open_disk(disks[0]["path"]) as vddk_disk:
+            assert vddk_disk.transport_mode == "nbdssl"  # allowed, second choice: no fallback
+    assert double.calls("Open")[-1]["fallback"] == 0
 
 
 def test_unknown_snapshot_moref_is_a_clear_error(library, client, estate, double):
@@ -211,15 +251,50 @@ def test_unknown_snapshot_moref_is_a_clear_error(library, client, estate, double
     assert [c["call"] for c in double.calls()][-4:] == ["PrepareForAccess", "ConnectEx", "EndAccess", "Cleanup"]
 
 
-def test_wrong_thumbprint_is_a_clear_error(library, client, estate, double):
-    conn = VddkConnection(library, client.hostname, "00:" * 19 + "00", estate["vms"][VM_NAME]["moid"],
-                          client.session_cookie, snapshot_moref=SNAPSHOT, port=client.port,
-                          transports=["nbdssl"])
-    with pytest.raises(VddkError) as caught:
-        conn.open()
-    assert caught.value.code == structs.VIX_E_CANNOT_CONNECT_TO_HOST
-    assert "certificate thumbprint" in str(caught.value)
+def test_wrong_thumbprint_is_found_at_open_and_named(library, client, estate, double, disks):
+    # Real VDDK meets the certificate only in Open, and says VIX_E_FAIL ("Unknown error"), not 18000 at ConnectEx.
+    target = SessionTarget.from_client(client, estate["vms"][VM_NAME]["moid"])
+    wrong = "00:" * 19 + "00"
+    conn = VddkConnection(library, client.hostname, wrong, target.vm_moref, client.session_cookie,
+                          snapshot_moref=SNAPSHOT, port=client.port, transports=["nbdssl"],
+                          user_name=target.user_name, session_key=target.secrets[1])
+    with conn:
+        with pytest.raises(VddkError) as caught:
+            conn.open_disk(disks[0]["path"])
+    assert caught.value.code == structs.VIX_E_FAIL
+    assert str(caught.value) == (
+        "opening %s: VixDiskLib_Open failed: Unknown error (VIX error 1); check the thumbprint: VDDK meets "
+        "vCenter's certificate only when it opens a disk and reports a thumbprint that does not match as this "
+        "unknown error (thumbprint given: %s)" % (disks[0]["path"], wrong))
     assert client.session_cookie not in str(caught.value)
+    assert double.calls("ConnectEx")[-1]["result"] == 0
+
+
+def test_session_credentials_need_user_name_and_key(library, client, estate, double):
+    moid = estate["vms"][VM_NAME]["moid"]
+    with pytest.raises(InvalidArgumentError) as caught:
+        VddkConnection(library, client.hostname, client.server_thumbprint(), moid, client.session_cookie,
+                       transports=["nbdssl"])
+    assert str(caught.value) == ("VDDK needs the session's user name and key with its cookie "
+                                 "(VIXDISKLIB_CRED_SESSIONID); user name and key missing")
+    # ... and the library refuses NULL userName or key, where the real one may crash (raw ABI calls).
+    api = library.api
+    cookie, user = client.session_cookie.encode(), session_user(client).encode()
+    for user_name, key in ((user, None), (None, b"key")):
+        params = api.VixDiskLib_AllocateConnectParams()
+        fields = params.contents
+        fields.vmxSpec, fields.serverName = b"moref=" + moid.encode(), client.hostname.encode()
+        fields.thumbPrint = client.server_thumbprint().encode()
+        fields.credType = structs.VIXDISKLIB_CRED_SESSIONID
+        fields.creds.sessionId.cookie, fields.creds.sessionId.userName = cookie, user_name
+        fields.creds.sessionId.key = key
+        handle = structs.VixDiskLibConnection()
+        with pytest.raises(VddkError) as refused:
+            api.VixDiskLib_ConnectEx(params, b"\x01", None, b"nbdssl", ctypes.byref(handle))
+        assert refused.value.code == structs.VIX_E_INVALID_ARG
+        with pytest.raises(VddkError):
+            api.VixDiskLib_PrepareForAccess(params, b"vmcrypt.backup")
+        api.VixDiskLib_FreeConnectParams(params)  # frees only the structure: the strings are Python's
 
 
 def test_a_missing_session_cookie_is_refused(library, client, estate, double):
@@ -316,3 +391,303 @@ def test_read_write_needs_a_read_write_connection(library, client, estate, doubl
     with connect(library, client, estate) as conn:
         with pytest.raises(InvalidArgumentError):
             conn.open_disk(disks[0]["path"], read_only=False)
+
+
+# -- item 8: requests of at most max_request bytes -----------------------------------------------------------------
+def test_large_reads_and_writes_are_split_into_requests_of_at_most_2_mib(library, client, estate, double, disks):
+    disk = disks[1]
+    data = pattern(10, 5 * 1024 * 1024)  # 5 MiB: 2 + 2 + 1
+    with connect(library, client, estate, snapshot_moref=None, read_only=False) as conn:
+        with conn.open_disk(disk["path"]) as vddk_disk:
+            vddk_disk.write(2048, data)
+            assert bytes(vddk_disk.read(2048, bytearray(len(data)))) == data
+    assert [(c["startSector"], c["numSectors"]) for c in double.calls("Write")] == [
+        (2048, 4096), (6144, 4096), (10240, 2048)]
+    assert [(c["startSector"], c["numSectors"]) for c in double.calls("Read")] == [
+        (2048, 4096), (6144, 4096), (10240, 2048)]
+
+
+def test_a_request_the_host_cannot_allocate_names_max_request(library, client, estate, double, disks, caplog):
+    double.write(max_request=1024 * 1024)  # a host with less NFC memory than the binding's 2 MiB default
+    caplog.set_level("WARNING", logger="vmcrypt.backup.vddk")
+    with connect(library, client, estate) as conn, conn.open_disk(disks[0]["path"]) as vddk_disk:
+        with pytest.raises(VddkError) as caught:
+            vddk_disk.read(0, bytearray(2 * 1024 * 1024))
+    assert caught.value.code == structs.VIX_E_OUT_OF_MEMORY
+    assert str(caught.value).endswith("the request was too large for the host's NFC server; lower max_request")
+    assert any("Failed to allocate the requested 2097176 bytes" in r.getMessage() for r in caplog.records)
+    with connect(library, client, estate, max_request=1024 * 1024) as conn:
+        with conn.open_disk(disks[0]["path"]) as vddk_disk:
+            vddk_disk.read(0, bytearray(2 * 1024 * 1024))
+    assert [c["numSectors"] for c in double.calls("Read")][-2:] == [2048, 2048]
+
+
+# -- items 2 and 9: QueryAllocatedBlocks that cannot tell -------------------------------------------------------
+def export_through_the_engine(library, client, estate, disk, repository_dir, warnings):
+    """One disk through VddkDiskEndpoint and export_disk into a real repository; returns the disk's report."""
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.vddk_endpoints import VddkDiskEndpoint
+
+    credential = Credential.from_password("double-test-password")
+    Repository.create(repository_dir, credential, chunk_size=1024 * 1024)
+    repository = Repository.open(repository_dir, credential)
+    endpoint = VddkDiskEndpoint(lambda: connect(library, client, estate), disk["path"], warn=warnings.append)
+    source = endpoint.open()
+    plan = full_plan(source.capacity, repository.chunk_size, source.allocated_extents())
+    staged = repository.start_backup({"name": VM_NAME, "uuid": "u", "instance_uuid": "i", "moid": "vm-1"})
+    handed = [source]
+    with staged.open_disk("2000", source.capacity) as writer:
+        report = export_disk(lambda: handed.pop() if handed else endpoint.open(), writer, plan)
+    return report
+
+
+@pytest.mark.parametrize("fault", ["unsupported", "whole"])
+def test_allocated_blocks_that_cannot_tell_mean_a_full_read_with_a_warning(library, client, estate, double, disks,
+                                                                          tmp_path, fault):
+    disk = disks[0]
+    put(disk["flat"], 3 * 1024 * 1024, pattern(11, CHUNK))
+    double.write(fault__query_blocks=fault)
+    warnings = []
+    report = export_through_the_engine(library, client, estate, disk, str(tmp_path / "repo"), warnings)
+    assert report["bytes_read"] == disk["sectors"] * SECTOR  # every chunk read ...
+    assert report["zero_chunks"] == 15 and report["new_chunks"] == 1  # ... the zeros not stored
+    [warning] = warnings
+    assert disk["path"] in warning and "read in full" in warning
+    if fault == "unsupported":
+        assert ("VixDiskLib_QueryAllocatedBlocks failed: The operation is not supported (VIX error 6); this "
+                "datastore cannot list allocated blocks (VDDK can on VMFS and vSAN); read the whole disk") in warning
+    else:
+        assert "reports every block" in warning
+        assert double.calls("QueryAllocatedBlocks")[-1]["numBlocks"] == 1
+
+
+def test_allocated_blocks_that_can_tell_are_used(library, client, estate, double, disks, tmp_path):
+    disk = disks[0]
+    put(disk["flat"], 3 * 1024 * 1024, pattern(11, CHUNK))
+    warnings = []
+    report = export_through_the_engine(library, client, estate, disk, str(tmp_path / "repo"), warnings)
+    assert report["bytes_read"] == 1024 * 1024 and warnings == []
+
+
+# -- item 9: VDDK's log comes through three callbacks, from VDDK's threads ----------------------------------------
+def test_warnings_arrive_through_the_warning_callback_from_a_background_thread(library, client, estate, double,
+                                                                               disks, caplog):
+    caplog.set_level("DEBUG", logger="vmcrypt.backup.vddk")
+    with connect(library, client, estate, transports=["san", "nbdssl"]) as conn:
+        conn.open_disk(disks[0]["path"]).close()
+    records = [r for r in caplog.records if r.name == "vmcrypt.backup.vddk" and r.getMessage().startswith("VixDisk")]
+    san = [r for r in records if "cannot use mode san" in r.getMessage()]
+    echoed = [r for r in records if "ConnectEx to" in r.getMessage()]
+    assert san and all(r.levelname == "WARNING" for r in san)
+    assert echoed and all(r.levelname == "INFO" for r in echoed)
+    assert all(r.thread != threading.main_thread().ident for r in san + echoed)
+
+
+# -- item 5: PrepareForAccess / EndAccess around the snapshot's whole life ---------------------------------------
+def test_access_is_prepared_once_around_every_connection_of_a_backup(library, client, estate, double, disks):
+    target = SessionTarget.from_client(client, estate["vms"][VM_NAME]["moid"])
+    library.prepare_for_access(target)           # before the snapshot is created
+    try:
+        for disk in disks:                       # one connection per disk, none toggles access itself
+            with connect(library, client, estate, manage_access=False) as conn:
+                conn.open_disk(disk["path"]).close()
+    finally:
+        library.end_access(target)               # after the snapshot is removed
+    calls = [c["call"] for c in double.calls() if c["call"] in ("PrepareForAccess", "ConnectEx", "EndAccess")]
+    assert calls == ["PrepareForAccess", "ConnectEx", "ConnectEx", "EndAccess"]
+    assert [c["accessPrepared"] for c in double.calls("ConnectEx")] == [1, 1]
+    assert all(c["identity"] == "vmcrypt.backup" and c["keyGiven"] == 1
+               for c in double.calls() if c["call"] in ("PrepareForAccess", "EndAccess"))
+    with connect(library, client, estate, manage_access=False) as conn:
+        pass
+    assert double.calls("ConnectEx")[-1]["accessPrepared"] == 0
+
+
+def test_prepare_for_access_retries_while_the_method_is_already_disabled(library, client, estate, double, caplog):
+    double.write(fault__access_busy=2)  # another backup, or a crashed one, holds the VM
+    target = SessionTarget.from_client(client, estate["vms"][VM_NAME]["moid"])
+    pauses = []
+    library.prepare_for_access(target, delay=60.0, sleep=pauses.append)
+    library.end_access(target)
+    assert pauses == [60.0, 60.0]
+    assert [c["result"] for c in double.calls("PrepareForAccess")] == [5, 5, 0]
+    assert any("MethodAlreadyDisabledFault" in r.getMessage() for r in caplog.records)
+
+
+def test_prepare_for_access_gives_up_after_its_attempts(library, client, estate, double):
+    double.write(fault__access_busy=5)
+    target = SessionTarget.from_client(client, estate["vms"][VM_NAME]["moid"])
+    with pytest.raises(VddkError) as caught:
+        library.prepare_for_access(target, attempts=3, delay=0, sleep=lambda seconds: None)
+    assert caught.value.code == 5
+    assert str(caught.value).startswith("preparing access to %s (%s) (RelocateVM_Task disabled for the backup), "
+                                        "3 attempts: VixDiskLib_PrepareForAccess failed" % (client.hostname,
+                                                                                           target.vm_moref))
+    assert str(caught.value).endswith("VixDiskLib_EndAccess with the same identity re-enables it")
+    assert len(double.calls("PrepareForAccess")) == 3
+
+
+# -- items 1, 6 and 9 in processes of their own ------------------------------------------------------------------
+def run_python(body, double, env=None, check=True):
+    """Run PRELUDE and ``body`` in a new interpreter without LD_LIBRARY_PATH (unless ``env`` sets it)."""
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
+                       VMCRYPT_VDDK_DOUBLE_CONFIG=double.config_path, VMCRYPT_VDDK_LIBDIR=DOUBLE_LIBDIR)
+    environment.pop("LD_LIBRARY_PATH", None)
+    environment.update(env or {})
+    completed = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body)], env=environment,
+                               capture_output=True, text=True, timeout=120, check=False)
+    if check:
+        assert completed.returncode == 0, completed.stderr
+    return completed
+
+
+LIB64 = os.path.join(DOUBLE_LIBDIR, "lib64")
+PRELUDE = """
+import json, logging, os, sys, threading
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import process
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+"""
+
+
+def test_without_lib64_on_ld_library_path_from_the_start_initex_fails_with_the_fix(double):
+    completed = run_python("""
+        try:
+            VddkLibrary.get()
+        except VddkError as error:
+            print(error)
+    """, double)
+    assert completed.stdout.strip() == (
+        "initialising VDDK from %s: VixDiskLib_InitEx failed: Unknown error (VIX error 1); VDDK could not load "
+        "its own libraries: <libdir>/lib64 must be on LD_LIBRARY_PATH when the process starts "
+        "(vddk/process.py ensure_library_path)" % DOUBLE_LIBDIR)
+    assert "Failed to load libvixDiskLibVim.so.8" in completed.stderr
+    # Setting it once the process runs is too late: the loader read it at start.
+    completed = run_python("""
+        os.environ["LD_LIBRARY_PATH"] = %r
+        try:
+            VddkLibrary.get()
+        except VddkError as error:
+            print(error.code)
+    """ % LIB64, double)
+    assert completed.stdout.strip() == "1"
+
+
+def test_ensure_library_path_runs_the_program_again_with_it(double):
+    completed = run_python("""
+        print("started", os.getpid(), os.environ.get("LD_LIBRARY_PATH"), flush=True)
+        ready = process.ensure_library_path()
+        VddkLibrary.get()
+        print("ready", os.getpid(), ready, os.environ.get("LD_LIBRARY_PATH"), process.MARKER in os.environ)
+    """, double, env={"LD_LIBRARY_PATH": "/opt/other"})
+    first, second, ready = completed.stdout.split("\n")[:3]
+    assert first.split()[2] == "/opt/other"
+    assert second.split()[2] == LIB64 + ":/opt/other" and first.split()[1] == second.split()[1]  # same process
+    # In the new run VDDK loaded, and its children get the caller's variable back.
+    assert ready.split()[2:] == [LIB64, "/opt/other", "False"]
+    [init] = double.calls("InitEx")
+    assert init["result"] == 0 and init["mainThread"] == 1
+
+
+def test_a_program_read_from_standard_input_is_not_re_executed(double):
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), VMCRYPT_VDDK_LIBDIR=DOUBLE_LIBDIR)
+    environment.pop("LD_LIBRARY_PATH", None)
+    script = PRELUDE + "\ntry:\n    process.ensure_library_path()\nexcept VddkError as error:\n    print(error)\n"
+    completed = subprocess.run([sys.executable, "-"], input=script, env=environment, capture_output=True,
+                               text=True, timeout=60, check=True)
+    assert "it was read from standard input" in completed.stdout
+
+
+def test_initex_once_from_the_main_thread_and_exit_at_the_end(double):
+    completed = run_python("""
+        library = VddkLibrary.get()
+        assert VddkLibrary.get() is library
+        library.exit()
+        try:
+            VddkLibrary.get()
+        except VddkError as error:
+            print(error)
+    """, double, env={"LD_LIBRARY_PATH": LIB64})
+    assert completed.stdout.strip() == ("VDDK from %s was shut down (VixDiskLib_Exit) in this process and cannot "
+                                        "be initialised again; use it from a new process" % DOUBLE_LIBDIR)
+    assert [c["call"] for c in double.calls()] == ["InitEx", "Exit"]
+    # Without an explicit exit(), Exit runs when the interpreter exits, on the main thread.
+    run_python("VddkLibrary.get()\n", double, env={"LD_LIBRARY_PATH": LIB64})
+    assert [(c["call"], c["mainThread"]) for c in double.calls()][2:] == [("InitEx", 1), ("Exit", 1)]
+    # And a first use from another thread is refused before InitEx.
+    completed = run_python("""
+        failures = []
+        def worker():
+            try:
+                VddkLibrary.get()
+            except VddkError as error:
+                failures.append(str(error))
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        print(failures[0])
+    """, double, env={"LD_LIBRARY_PATH": LIB64})
+    assert completed.stdout.startswith("VDDK must be initialised from the main thread")
+    assert len(double.calls("InitEx")) == 2
+
+
+def test_the_double_refuses_initex_after_exit(double):
+    completed = run_python("""
+        from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import loader, structs
+        api = loader.load()
+        log = structs.LogFunc(lambda fmt, args: None)
+        print(api.VixDiskLib_InitEx(7, 0, log, log, log, api.libdir.encode(), None))
+        api.VixDiskLib_Exit()
+        try:
+            api.VixDiskLib_InitEx(7, 0, log, log, log, api.libdir.encode(), None)
+        except VddkError as error:
+            print(error.code)
+    """, double, env={"LD_LIBRARY_PATH": LIB64})
+    assert completed.stdout.split() == ["0", "1"]
+    assert double.calls("InitEx")[-1]["refused"].startswith("VixDiskLib_InitEx called after VixDiskLib_Exit")
+
+
+def test_free_connect_params_leaves_the_callers_strings_alone(double):
+    completed = run_python("""
+        import ctypes
+        from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import loader, structs
+        api = loader.load()
+        name = ctypes.create_string_buffer(b"vcenter.example")
+        params = api.VixDiskLib_AllocateConnectParams()
+        params.contents.serverName = ctypes.cast(name, ctypes.c_char_p)
+        params.contents.credType = structs.VIXDISKLIB_CRED_SESSIONID
+        params.contents.creds.sessionId.cookie = ctypes.cast(name, ctypes.c_char_p)
+        api.VixDiskLib_FreeConnectParams(params)
+        print(name.value.decode())
+    """, double, env={"LD_LIBRARY_PATH": LIB64}, check=False)
+    assert (completed.returncode, completed.stdout.strip()) == (0, "vcenter.example"), completed.stderr
+
+
+@pytest.mark.parametrize("pipelining", ["False", "True"])
+def test_a_module_respawns_itself_with_lib64_and_the_controller_keeps_its_environment(vcsim, estate, double, disks,
+                                                                                      tmp_path, pipelining):
+    # AnsiballZ hands the module its arguments inside the payload (on stdin when pipelining); the module
+    # runs again through Ansible's respawn with lib64 on LD_LIBRARY_PATH, inside the module process only.
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+    from playbook import run_playbook
+    from vsphere_env import vmware_env
+
+    repository = str(tmp_path / "repo")
+    Repository.create(repository, Credential.from_password("double-test-password"), chunk_size=256 * 1024)
+    double.snapshots = ["*"]
+    double.write()
+    env = vmware_env(vcsim)
+    env.update(VMCRYPT_REPOSITORY_PASSWORD="double-test-password", VMCRYPT_VDDK_LIBDIR=DOUBLE_LIBDIR,
+               VMCRYPT_VDDK_DOUBLE_CONFIG=double.config_path, ANSIBLE_PIPELINING=pipelining)
+    assert LIB64 not in os.environ.get("LD_LIBRARY_PATH", "")
+    run = run_playbook(tmp_path, [{"name": "export", "vmcrypt.backup.disk_export": {
+        "name": VM_NAME, "repository": repository, "transports": ["nbdssl"], "disks": ["2001"]}}], env=env)
+    assert run["export"]["_status"] == "ok", run.output
+    assert [c["result"] for c in double.calls("InitEx")] == [0]
+    assert double.calls()[-1]["call"] == "Exit"  # at the end of the module run
+    assert LIB64 not in os.environ.get("LD_LIBRARY_PATH", "")

@@ -5,6 +5,7 @@ import os
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOUBLE_LIBDIR = os.path.join(REPO_ROOT, "tests", "vddk_double", "build")
 DOUBLE_LIB = os.path.join(DOUBLE_LIBDIR, "lib64", "libvixDiskLib.so.8")
+DOUBLE_COMPANION = os.path.join(DOUBLE_LIBDIR, "lib64", "libvixDiskLibVim.so.8")  # VDDK loads it by bare name
 SNAPSHOT = "snapshot-9001"  # a backup snapshot only the double's "vCenter" knows
 
 

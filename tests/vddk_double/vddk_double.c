@@ -20,9 +20,27 @@
  *   fault.read_error_offset=BYTES    a Read covering this byte fails
  *   fault.drop_after_reads=N         after N reads the connection is lost
  *   fault.read_delay_ms=MS           every Read sleeps this long
+ *   fault.query_blocks=unsupported   QueryAllocatedBlocks fails with code 6 (storage
+ *                                    other than VMFS/vSAN); =whole: one extent
+ *                                    covering the whole range asked
+ *   fault.access_busy=N              the next N PrepareForAccess calls fail: another
+ *                                    backup (or a crashed one) disabled RelocateVM_Task
+ *   fallback_mode=nbdssl|nbd         the mode Open falls back to when no requested
+ *                                    mode is usable (VDDK's is nbdssl)
+ *   max_request=BYTES                larger NBD/NBDSSL Read/Write requests fail as NFC
+ *                                    fails to allocate them (default 2 MiB, 0: none)
+ *
+ * Behaviour taught from the real library (docs/vddk.md has the table):
+ * InitEx loads libvixDiskLibVim.so.8 by bare name, so LD_LIBRARY_PATH must hold
+ * lib64 from process start; InitEx once per process and never after Exit; log
+ * lines reach the log, warning and panic callbacks from a background thread;
+ * sessionId credentials need cookie, userName and key; a wrong thumbprint is
+ * found by Open (VIX_E_FAIL), not ConnectEx; Open falls back to another mode
+ * instead of failing; FreeConnectParams frees only the structure.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,6 +49,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +59,8 @@
 #define MAX_ITEMS 64
 #define CONN_MAGIC 0x636f6e6eu
 #define DISK_MAGIC 0x6469736bu
+#define COMPANION "libvixDiskLibVim.so.8"
+#define DEFAULT_MAX_REQUEST (2LL * 1024 * 1024)
 
 struct config {
     char *ds_name[MAX_ITEMS];
@@ -58,6 +79,10 @@ struct config {
     long long read_error_offset;
     long drop_after_reads;
     long read_delay_ms;
+    char query_blocks[32];
+    long access_busy;
+    char fallback_mode[16];
+    long long max_request;
 };
 
 struct connection {
@@ -68,6 +93,7 @@ struct connection {
     int read_only;
     long reads;
     int lost;
+    int thumbprint_ok;
 };
 
 struct disk {
@@ -83,7 +109,13 @@ struct disk {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct config cfg;
 static int initialized;
-static VixDiskLibGenericLogFunc *log_fn;
+static int exited;
+static void *companion;
+/* PrepareForAccess refusals done for the current fault.access_busy value. */
+static long access_busy_seen = -1, access_refused;
+/* VMs whose RelocateVM_Task is disabled: PrepareForAccess without EndAccess yet. */
+static char *prepared_vms[MAX_ITEMS];
+static int n_prepared;
 
 /* ---- configuration ------------------------------------------------- */
 
@@ -104,6 +136,8 @@ static void config_clear(void)
     free(cfg.log_path);
     memset(&cfg, 0, sizeof cfg);
     cfg.read_error_offset = -1;
+    cfg.max_request = DEFAULT_MAX_REQUEST;
+    strcpy(cfg.fallback_mode, "nbdssl");
 }
 
 static char *trim(char *text)
@@ -164,9 +198,21 @@ static void config_load(void)
             cfg.drop_after_reads = atol(value);
         } else if (strcmp(key, "fault.read_delay_ms") == 0) {
             cfg.read_delay_ms = atol(value);
+        } else if (strcmp(key, "fault.query_blocks") == 0) {
+            snprintf(cfg.query_blocks, sizeof cfg.query_blocks, "%s", value);
+        } else if (strcmp(key, "fault.access_busy") == 0) {
+            cfg.access_busy = atol(value);
+        } else if (strcmp(key, "fallback_mode") == 0) {
+            snprintf(cfg.fallback_mode, sizeof cfg.fallback_mode, "%s", value);
+        } else if (strcmp(key, "max_request") == 0) {
+            cfg.max_request = atoll(value);
         }
     }
     fclose(file);
+    if (cfg.access_busy != access_busy_seen) {
+        access_busy_seen = cfg.access_busy;
+        access_refused = 0;
+    }
 }
 
 static int in_list(char **list, int count, const char *value)
@@ -252,14 +298,122 @@ static void rec_end(struct record *r, VixError result)
     }
 }
 
+/* ---- VDDK's log: three callbacks, called from a background thread --- */
+
+enum level { LEVEL_LOG, LEVEL_WARN, LEVEL_PANIC };
+
+static struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    pthread_t thread;
+    int running, stop;
+    int pending;            /* a line waits in text */
+    enum level level;
+    char text[4096];
+    VixDiskLibGenericLogFunc *fn[3];
+} logger = { .mutex = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void deliver(VixDiskLibGenericLogFunc *fn, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    fn(fmt, args);
+    va_end(args);
+}
+
+static void *logger_main(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&logger.mutex);
+    for (;;) {
+        while (!logger.pending && !logger.stop)
+            pthread_cond_wait(&logger.cond, &logger.mutex);
+        if (logger.pending) {
+            VixDiskLibGenericLogFunc *fn = logger.fn[logger.level];
+            if (fn != NULL)
+                deliver(fn, "%s", logger.text);
+            logger.pending = 0;
+            pthread_cond_broadcast(&logger.cond);
+            continue;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&logger.mutex);
+    return NULL;
+}
+
+/* Hand one line to the logger thread and wait until it was delivered, so a
+ * caller sees its lines in order; never called while the logger is stopped. */
+static void emit_at(enum level level, const char *fmt, va_list args)
+{
+    pthread_mutex_lock(&logger.mutex);
+    if (!logger.running) {
+        pthread_mutex_unlock(&logger.mutex);
+        return;
+    }
+    while (logger.pending)
+        pthread_cond_wait(&logger.cond, &logger.mutex);
+    vsnprintf(logger.text, sizeof logger.text, fmt, args);
+    logger.level = level;
+    logger.pending = 1;
+    pthread_cond_broadcast(&logger.cond);
+    while (logger.pending)
+        pthread_cond_wait(&logger.cond, &logger.mutex);
+    pthread_mutex_unlock(&logger.mutex);
+}
+
 static void emit(const char *fmt, ...)
 {
     va_list args;
-    if (log_fn == NULL)
-        return;
     va_start(args, fmt);
-    log_fn(fmt, args);
+    emit_at(LEVEL_LOG, fmt, args);
     va_end(args);
+}
+
+static void warn(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    emit_at(LEVEL_WARN, fmt, args);
+    va_end(args);
+}
+
+static void panic(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    emit_at(LEVEL_PANIC, fmt, args);
+    va_end(args);
+}
+
+static int logger_start(VixDiskLibGenericLogFunc *log_function, VixDiskLibGenericLogFunc *warn_function,
+                        VixDiskLibGenericLogFunc *panic_function)
+{
+    pthread_mutex_lock(&logger.mutex);
+    logger.fn[LEVEL_LOG] = log_function;
+    logger.fn[LEVEL_WARN] = warn_function;
+    logger.fn[LEVEL_PANIC] = panic_function;
+    logger.stop = 0;
+    logger.pending = 0;
+    logger.running = pthread_create(&logger.thread, NULL, logger_main, NULL) == 0;
+    pthread_mutex_unlock(&logger.mutex);
+    return logger.running;
+}
+
+static void logger_stop(void)
+{
+    pthread_mutex_lock(&logger.mutex);
+    if (!logger.running) {
+        pthread_mutex_unlock(&logger.mutex);
+        return;
+    }
+    while (logger.pending)
+        pthread_cond_wait(&logger.cond, &logger.mutex);
+    logger.stop = 1;
+    logger.running = 0;
+    pthread_cond_broadcast(&logger.cond);
+    pthread_mutex_unlock(&logger.mutex);
+    pthread_join(logger.thread, NULL);
 }
 
 /* The connection parameters as the log records them: never a secret. */
@@ -299,6 +453,7 @@ static const char *error_text(VixError error)
     case VIX_E_OUT_OF_MEMORY: return "Memory allocation failed: out of memory";
     case VIX_E_INVALID_ARG: return "One of the parameters was invalid";
     case VIX_E_FILE_NOT_FOUND: return "The system cannot find the file specified";
+    case VIX_E_OBJECT_IS_BUSY: return "The object is busy";
     case VIX_E_NOT_SUPPORTED: return "The operation is not supported";
     case VIX_E_FILE_ERROR: return "A file access error occurred on the host or guest operating system";
     case VIX_E_FILE_READ_ONLY: return "The file is write-protected";
@@ -328,6 +483,16 @@ EXPORT void VixDiskLib_FreeErrorText(char *text)
 
 /* ---- library --------------------------------------------------------- */
 
+static int on_main_thread(void)
+{
+    return (pid_t)syscall(SYS_gettid) == getpid();
+}
+
+/* InitEx: once per process, never again after Exit (VDDK keeps process-wide
+ * state it does not rebuild).  Like VDDK it loads a library of its own by bare
+ * name, which the dynamic loader finds only through LD_LIBRARY_PATH as it was
+ * when the process started: loading libvixDiskLib.so.8 by full path is not
+ * enough. */
 EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor,
                                   VixDiskLibGenericLogFunc *log_function,
                                   VixDiskLibGenericLogFunc *warn_function,
@@ -335,20 +500,57 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor,
                                   const char *lib_dir, const char *config_file)
 {
     struct record r;
-    (void)warn_function;
-    (void)panic_function;
+    VixError result = VIX_OK;
+    const char *refusal = NULL;
+    char load_error[512] = "";
+    int started = 0;
+
     pthread_mutex_lock(&lock);
     config_load();
-    log_fn = log_function;
-    initialized = 1;
+    if (exited) {
+        result = VIX_E_FAIL;
+        refusal = "VixDiskLib_InitEx called after VixDiskLib_Exit: the library cannot be initialised again in this process";
+    } else if (initialized) {
+        result = VIX_E_FAIL;
+        refusal = "VixDiskLib_InitEx called twice: initialise once per process";
+    } else {
+        started = logger_start(log_function, warn_function, panic_function);
+        if (companion == NULL)
+            companion = dlopen(COMPANION, RTLD_NOW | RTLD_LOCAL);
+        if (companion == NULL) {
+            const char *why = dlerror();
+            snprintf(load_error, sizeof load_error, "%s", why ? why : "not found");
+            result = VIX_E_FAIL;
+        } else {
+            initialized = 1;
+        }
+    }
     rec_begin(&r, "InitEx");
     rec_number(&r, "major", major);
     rec_number(&r, "minor", minor);
     rec_string(&r, "libDir", lib_dir);
     rec_string(&r, "configFile", config_file);
     rec_number(&r, "logFunction", log_function != NULL);
-    rec_end(&r, VIX_OK);
+    rec_number(&r, "warnFunction", warn_function != NULL);
+    rec_number(&r, "panicFunction", panic_function != NULL);
+    rec_number(&r, "mainThread", on_main_thread());
+    rec_string(&r, "refused", refusal);
+    rec_string(&r, "loadError", load_error[0] ? load_error : NULL);
+    rec_end(&r, result);
     pthread_mutex_unlock(&lock);
+    if (refusal != NULL) {
+        /* the logger of the first InitEx, if it still runs, says why */
+        panic("VixDiskLib: %s\n", refusal);
+        return result;
+    }
+    if (load_error[0]) {
+        warn("VixDiskLib: Failed to load %s: %s\n", COMPANION, load_error);
+        panic("VixDiskLib: cannot initialise without %s; is %s/lib64 on LD_LIBRARY_PATH?\n", COMPANION,
+              lib_dir ? lib_dir : "<libdir>");
+        if (started)
+            logger_stop();
+        return result;
+    }
     emit("VixDiskLib: initialized (test double), API version %u.%u\n", major, minor);
     return VIX_OK;
 }
@@ -356,11 +558,16 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor,
 EXPORT void VixDiskLib_Exit(void)
 {
     struct record r;
+    emit("VixDiskLib: exiting\n");
+    logger_stop();
     pthread_mutex_lock(&lock);
     rec_begin(&r, "Exit");
+    rec_number(&r, "mainThread", on_main_thread());
+    rec_number(&r, "wasInitialized", initialized);
     rec_end(&r, VIX_OK);
+    if (initialized)
+        exited = 1;
     initialized = 0;
-    log_fn = NULL;
     pthread_mutex_unlock(&lock);
 }
 
@@ -374,42 +581,78 @@ EXPORT VixDiskLibConnectParams *VixDiskLib_AllocateConnectParams(void)
     return calloc(1, sizeof(VixDiskLibConnectParams));
 }
 
-/* Like the real one, this frees the strings the structure points to: a
- * caller that keeps ownership of its strings must clear them first. */
+/* Frees the structure AllocateConnectParams made, and only that: callers fill
+ * it with strings they own (VMware's sample program and nbdkit both do). */
 EXPORT void VixDiskLib_FreeConnectParams(VixDiskLibConnectParams *params)
 {
-    if (params == NULL)
-        return;
-    free(params->vmxSpec);
-    free(params->serverName);
-    free(params->thumbPrint);
-    if (params->credType == VIXDISKLIB_CRED_SESSIONID) {
-        free(params->creds.sessionId.cookie);
-        free(params->creds.sessionId.userName);
-        free(params->creds.sessionId.key);
-    } else if (params->credType == VIXDISKLIB_CRED_UID) {
-        free(params->creds.uid.userName);
-        free(params->creds.uid.password);
-    }
     free(params);
 }
 
+/* What VDDK needs of sessionId credentials: every known working caller fills
+ * cookie, userName and key, and VDDK crashes on NULLs it expects. */
+static VixError check_credentials(const VixDiskLibConnectParams *params)
+{
+    if (params->credType == VIXDISKLIB_CRED_SESSIONID) {
+        if (params->creds.sessionId.cookie == NULL || params->creds.sessionId.cookie[0] == '\0')
+            return VIX_E_AUTHENTICATION_FAIL;
+        if (params->creds.sessionId.userName == NULL || params->creds.sessionId.key == NULL)
+            return VIX_E_INVALID_ARG;
+    } else if (params->credType == VIXDISKLIB_CRED_UID) {
+        if (params->creds.uid.userName == NULL || params->creds.uid.password == NULL)
+            return VIX_E_AUTHENTICATION_FAIL;
+    } else {
+        return VIX_E_AUTHENTICATION_FAIL;
+    }
+    return VIX_OK;
+}
+
+static int prepared_index(const char *vm)
+{
+    int i;
+    for (i = 0; vm != NULL && i < n_prepared; i++)
+        if (strcmp(prepared_vms[i], vm) == 0)
+            return i;
+    return -1;
+}
+
+/* PrepareForAccess disables RelocateVM_Task of the VM in vCenter until
+ * EndAccess; EndAccess also cleans up after a crashed backup (no Prepare). */
 static VixError access_call(const char *call, const VixDiskLibConnectParams *params, const char *identity)
 {
     struct record r;
     VixError result = VIX_OK;
+    int prepare = strcmp(call, "PrepareForAccess") == 0, busy = 0, index;
+    const char *vm = NULL;
     pthread_mutex_lock(&lock);
-    if (strcmp(call, "PrepareForAccess") == 0)
+    if (prepare)
         config_load();
     if (!initialized)
         result = VIX_E_DISK_NOINIT;
-    else if (params == NULL || params->vmxSpec == NULL || identity == NULL)
+    else if (params == NULL || params->vmxSpec == NULL || identity == NULL
+             || strncmp(params->vmxSpec, "moref=", 6) != 0)
         result = VIX_E_INVALID_ARG;
+    else if ((result = check_credentials(params)) == VIX_OK) {
+        vm = params->vmxSpec + 6;
+        index = prepared_index(vm);
+        if (prepare && access_refused < cfg.access_busy) {
+            access_refused++;
+            busy = 1;
+            result = VIX_E_OBJECT_IS_BUSY;
+        } else if (prepare && index < 0 && n_prepared < MAX_ITEMS) {
+            prepared_vms[n_prepared++] = strdup(vm);
+        } else if (!prepare && index >= 0) {
+            free(prepared_vms[index]);
+            prepared_vms[index] = prepared_vms[--n_prepared];
+        }
+    }
     rec_begin(&r, call);
     rec_params(&r, params);
     rec_string(&r, "identity", identity);
     rec_end(&r, result);
     pthread_mutex_unlock(&lock);
+    if (busy)
+        warn("VixDiskLibVim: %s: vim.fault.MethodAlreadyDisabledFault: RelocateVM_Task of %s is already "
+             "disabled by another backup\n", call, vm);
     return result;
 }
 
@@ -441,8 +684,11 @@ EXPORT VixError VixDiskLib_Cleanup(const VixDiskLibConnectParams *params,
 
 /* ---- connections ----------------------------------------------------- */
 
+/* ConnectEx checks what vCenter would refuse outright; the thumbprint is not
+ * checked here but when a disk is opened, as VDDK does. */
 static VixError check_connect(const VixDiskLibConnectParams *params, const char *snapshot)
 {
+    VixError result;
     if (!initialized)
         return VIX_E_DISK_NOINIT;
     if (params == NULL || params->serverName == NULL || params->serverName[0] == '\0'
@@ -450,19 +696,8 @@ static VixError check_connect(const VixDiskLibConnectParams *params, const char 
         return VIX_E_INVALID_ARG;
     if (cfg.n_vms > 0 && !in_list(cfg.vms, cfg.n_vms, params->vmxSpec + 6))
         return VIX_E_VM_NOT_FOUND;
-    if (params->credType == VIXDISKLIB_CRED_SESSIONID) {
-        if (params->creds.sessionId.cookie == NULL || params->creds.sessionId.cookie[0] == '\0')
-            return VIX_E_AUTHENTICATION_FAIL;
-    } else if (params->credType == VIXDISKLIB_CRED_UID) {
-        if (params->creds.uid.userName == NULL || params->creds.uid.password == NULL)
-            return VIX_E_AUTHENTICATION_FAIL;
-    } else {
-        return VIX_E_AUTHENTICATION_FAIL;
-    }
-    /* A vCenter whose certificate does not match is not talked to. */
-    if (cfg.thumbprint == NULL || params->thumbPrint == NULL
-        || strcasecmp(cfg.thumbprint, params->thumbPrint) != 0)
-        return VIX_E_CANNOT_CONNECT_TO_HOST;
+    if ((result = check_credentials(params)) != VIX_OK)
+        return result;
     /* "snapshot=*" stands for a snapshot the test creates through vCenter
        during the run; tests check the moref it was given in the call log. */
     if (snapshot != NULL && !in_list(cfg.snapshots, cfg.n_snapshots, snapshot)
@@ -494,6 +729,8 @@ EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *params, char
             conn->snapshot = snapshot ? strdup(snapshot) : NULL;
             conn->transports = transport_modes ? strdup(transport_modes) : NULL;
             conn->read_only = read_only != 0;
+            conn->thumbprint_ok = cfg.thumbprint != NULL && params->thumbPrint != NULL
+                                  && strcasecmp(cfg.thumbprint, params->thumbPrint) == 0;
             *connection = conn;
         }
     }
@@ -502,6 +739,8 @@ EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *params, char
     rec_number(&r, "readOnly", read_only != 0);
     rec_string(&r, "snapshotRef", snapshot);
     rec_string(&r, "transportModes", transport_modes);
+    rec_number(&r, "accessPrepared", params != NULL && params->vmxSpec != NULL
+               && strncmp(params->vmxSpec, "moref=", 6) == 0 && prepared_index(params->vmxSpec + 6) >= 0);
     rec_end(&r, result);
     pthread_mutex_unlock(&lock);
     /* Echo the session like a chatty library: the binding must redact it. */
@@ -583,34 +822,48 @@ static VixError read_descriptor(const char *descriptor, char **flat, uint64_t *c
     return *flat ? VIX_OK : VIX_E_FILE_ERROR;
 }
 
-/* The first mode of the caller's list this "host" can use for the disk. */
-static const char *choose_mode(const struct connection *conn, const char *path, int encrypted)
+static void note(char *notes, size_t size, const char *fmt, const char *mode, const char *path)
+{
+    size_t used = strlen(notes);
+    if (used < size)
+        snprintf(notes + used, size - used, fmt, mode, path);
+}
+
+/* The first mode of the caller's list this "host" can use for the disk; when
+ * none is usable VDDK does not fail the Open but falls back (to NBDSSL), so
+ * the caller must compare GetTransportMode with what it allowed.  Why each
+ * mode was passed over goes into notes, for the warning callback. */
+static const char *choose_mode(const struct connection *conn, const char *path, int encrypted, int *fell_back,
+                               char *notes, size_t size)
 {
     char modes[256], *mode, *save = NULL;
     snprintf(modes, sizeof modes, "%s", conn->transports ? conn->transports : "file:san:hotadd:nbdssl:nbd");
+    *fell_back = 0;
     for (mode = strtok_r(modes, ":", &save); mode; mode = strtok_r(NULL, ":", &save)) {
         if (strcmp(mode, "san") == 0) {
-            if (encrypted)
-                emit("VixDiskLib: cannot use mode san for %s: encrypted disks are not supported with SAN\n", path);
-            else
-                emit("VixDiskLib: cannot use mode san for %s: no SAN path to the datastore\n", path);
+            note(notes, size, encrypted ? "VixDiskLib: cannot use mode %s for %s: encrypted disks are not "
+                                          "supported with SAN\n"
+                                        : "VixDiskLib: cannot use mode %s for %s: no SAN path to the datastore\n",
+                 mode, path);
         } else if (strcmp(mode, "hotadd") == 0) {
             if (!cfg.hotadd)
-                emit("VixDiskLib: cannot use mode hotadd for %s: not running in a proxy VM\n", path);
+                note(notes, size, "VixDiskLib: cannot use mode %s for %s: not running in a proxy VM\n", mode, path);
             else if (encrypted && !cfg.proxy_encrypted)
-                emit("VixDiskLib: cannot use mode hotadd for %s: the proxy VM is not encrypted\n", path);
+                note(notes, size, "VixDiskLib: cannot use mode %s for %s: the proxy VM is not encrypted\n", mode,
+                     path);
             else
                 return "hotadd";
         } else if (strcmp(mode, "nbdssl") == 0) {
             return "nbdssl";
         } else if (strcmp(mode, "nbd") == 0) {
             if (encrypted)
-                emit("VixDiskLib: cannot use mode nbd for %s: encrypted disk needs nbdssl\n", path);
+                note(notes, size, "VixDiskLib: cannot use mode %s for %s: encrypted disk needs nbdssl\n", mode, path);
             else
                 return "nbd";
         }
     }
-    return NULL;
+    *fell_back = 1;
+    return strcmp(cfg.fallback_mode, "nbd") == 0 ? "nbd" : "nbdssl";
 }
 
 EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32_t flags, void **handle)
@@ -618,11 +871,11 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
     struct record r;
     const struct connection *conn = connection;
     struct disk *disk = NULL;
-    char *descriptor = NULL, *flat = NULL;
+    char *descriptor = NULL, *flat = NULL, notes[2048] = "";
     uint64_t capacity = 0;
     const char *mode = NULL;
     int read_only = (flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY) != 0, fd = -1;
-    int encrypted = 0;
+    int encrypted = 0, fell_back = 0, bad_thumbprint = 0;
     VixError result = VIX_OK;
 
     pthread_mutex_lock(&lock);
@@ -630,7 +883,11 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
         result = VIX_E_INVALID_ARG;
     else if (conn->lost)
         result = VIX_E_HOST_TCP_CONN_LOST;
-    else if (!read_only && conn->read_only)
+    else if (!conn->thumbprint_ok) {
+        /* VDDK meets the host's certificate only now, and says "Unknown error". */
+        bad_thumbprint = 1;
+        result = VIX_E_FAIL;
+    } else if (!read_only && conn->read_only)
         result = VIX_E_FILE_READ_ONLY;
     else if ((descriptor = local_path(path)) == NULL)
         result = VIX_E_FILE_NAME_INVALID;
@@ -638,9 +895,7 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
         result = read_descriptor(descriptor, &flat, &capacity);
     if (result == VIX_OK) {
         encrypted = in_list(cfg.encrypted, cfg.n_encrypted, path);
-        mode = choose_mode(conn, path, encrypted);
-        if (mode == NULL)
-            result = VIX_E_NOT_SUPPORTED;
+        mode = choose_mode(conn, path, encrypted, &fell_back, notes, sizeof notes);
     }
     if (result == VIX_OK) {
         fd = open(flat, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -667,11 +922,19 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
     rec_string(&r, "path", path);
     rec_number(&r, "flags", flags);
     rec_number(&r, "encrypted", encrypted);
-    rec_string(&r, "mode", mode);
+    rec_string(&r, "mode", result == VIX_OK ? mode : NULL);
+    rec_number(&r, "fallback", fell_back);
     rec_end(&r, result);
     pthread_mutex_unlock(&lock);
     free(descriptor);
     free(flat);
+    if (notes[0])
+        warn("%s", notes);
+    if (fell_back && result == VIX_OK)
+        warn("VixDiskLib: no requested transport mode (%s) is usable for %s; falling back to %s\n",
+             conn->transports ? conn->transports : "default", path, mode);
+    if (bad_thumbprint)
+        warn("VixDiskLibVim: SSL: the server's certificate does not match the thumbprint given for %s\n", path);
     return result;
 }
 
@@ -749,11 +1012,26 @@ static VixError check_range(const struct disk *disk, uint64_t start, uint64_t co
     return VIX_OK;
 }
 
+/* NBD and NBDSSL go through the host's NFC server, which fails to allocate
+ * large requests (nbdkit's VDDK plugin advises at most 2 MiB). */
+static int too_large(const struct disk *disk, uint64_t count)
+{
+    return cfg.max_request > 0 && strncmp(disk->mode, "nbd", 3) == 0
+           && count * VIXDISKLIB_SECTOR_SIZE > (uint64_t)cfg.max_request;
+}
+
+static void nfc_error(unsigned long long bytes)
+{
+    warn("[NFC ERROR] NfcFssrvrProcessErrorMsg: received NFC error 5 from server: Failed to allocate the "
+         "requested %llu bytes\n", bytes + 24);
+}
+
 EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, unsigned char *buffer)
 {
     struct record r;
     struct disk *disk = valid_disk(handle);
     VixError result = VIX_OK;
+    unsigned long long nfc_refusal = 0;
     long delay;
 
     pthread_mutex_lock(&lock);
@@ -761,7 +1039,10 @@ EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, un
         result = VIX_E_INVALID_ARG;
     else if (disk->conn->lost)
         result = VIX_E_HOST_TCP_CONN_LOST;
-    else if ((result = check_range(disk, start, count)) == VIX_OK) {
+    else if (too_large(disk, count)) {
+        nfc_refusal = count * VIXDISKLIB_SECTOR_SIZE;
+        result = VIX_E_OUT_OF_MEMORY;
+    } else if ((result = check_range(disk, start, count)) == VIX_OK) {
         disk->conn->reads++;
         if (cfg.drop_after_reads > 0 && disk->conn->reads > cfg.drop_after_reads) {
             disk->conn->lost = 1;
@@ -778,6 +1059,8 @@ EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, un
     rec_number(&r, "numSectors", count);
     rec_end(&r, result);
     pthread_mutex_unlock(&lock);
+    if (nfc_refusal)
+        nfc_error(nfc_refusal);
     if (result != VIX_OK)
         return result;
     if (delay > 0) {
@@ -808,6 +1091,7 @@ EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, c
     struct record r;
     struct disk *disk = valid_disk(handle);
     VixError result = VIX_OK;
+    unsigned long long nfc_refusal = 0;
     size_t want, done = 0;
 
     pthread_mutex_lock(&lock);
@@ -817,13 +1101,18 @@ EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, c
         result = VIX_E_HOST_TCP_CONN_LOST;
     else if (disk->read_only)
         result = VIX_E_FILE_READ_ONLY;
-    else
+    else if (too_large(disk, count)) {
+        nfc_refusal = count * VIXDISKLIB_SECTOR_SIZE;
+        result = VIX_E_OUT_OF_MEMORY;
+    } else
         result = check_range(disk, start, count);
     rec_begin(&r, "Write");
     rec_number(&r, "startSector", start);
     rec_number(&r, "numSectors", count);
     rec_end(&r, result);
     pthread_mutex_unlock(&lock);
+    if (nfc_refusal)
+        nfc_error(nfc_refusal);
     if (result != VIX_OK)
         return result;
     want = (size_t)(count * VIXDISKLIB_SECTOR_SIZE);
@@ -865,9 +1154,16 @@ EXPORT VixError VixDiskLib_QueryAllocatedBlocks(void *handle, uint64_t start, ui
         result = VIX_E_HOST_TCP_CONN_LOST;
     else
         result = check_range(disk, start, count);
+    if (result == VIX_OK && strcmp(cfg.query_blocks, "unsupported") == 0)
+        result = VIX_E_NOT_SUPPORTED;
     if (result == VIX_OK && (blocks = malloc(sizeof *blocks + room * sizeof(VixDiskLibBlock))) == NULL)
         result = VIX_E_OUT_OF_MEMORY;
-    if (result == VIX_OK) {
+    if (result == VIX_OK && strcmp(cfg.query_blocks, "whole") == 0) {
+        /* what VDDK answers on storage that cannot tell: everything is allocated */
+        blocks->blocks[0].offset = start;
+        blocks->blocks[0].length = count;
+        used = 1;
+    } else if (result == VIX_OK) {
         const off_t unit = (off_t)(chunk * VIXDISKLIB_SECTOR_SIZE);
         const off_t end = (off_t)((start + count) * VIXDISKLIB_SECTOR_SIZE);
         off_t position = (off_t)(start * VIXDISKLIB_SECTOR_SIZE);

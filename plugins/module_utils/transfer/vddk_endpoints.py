@@ -4,26 +4,43 @@
 """A VDDK disk as the export and import engines see it: byte offsets, one connection per opening.
 
 The engines call ``open()`` again to resume after a lost connection, so each
-opening makes a fresh VddkConnection (PrepareForAccess, ConnectEx) and opens
-the disk on it; ``close()`` closes both whatever happened.
+opening makes a fresh VddkConnection (ConnectEx) and opens the disk on it;
+``close()`` closes both whatever happened.
+
+QueryAllocatedBlocks is a hint, not a promise: on storage other than VMFS and
+vSAN it fails, or answers one extent covering the whole disk.  Either way the
+disk is read in full (chunks of zeros are still not stored: the repository
+keeps them as zero chunks) and ``warn`` says why.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.structs import VIXDISKLIB_SECTOR_SIZE
+import logging
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.structs import (
+    VIXDISKLIB_MIN_CHUNK_SIZE,
+    VIXDISKLIB_SECTOR_SIZE,
+)
 
 SECTOR = VIXDISKLIB_SECTOR_SIZE
+LOGGER = logging.getLogger("vmcrypt.backup.vddk")
 
 
 class VddkDiskEndpoint:
-    """``connect()`` returns an unopened VddkConnection; ``path`` is the disk's "[datastore] dir/disk.vmdk"."""
+    """``connect()`` returns an unopened VddkConnection; ``path`` is the disk's "[datastore] dir/disk.vmdk".
 
-    def __init__(self, connect, path, read_only=True):
+    ``warn(text)`` receives what the user should know (a full read instead of
+    allocated blocks); without it the text goes to the vmcrypt.backup.vddk logger.
+    """
+
+    def __init__(self, connect, path, read_only=True, warn=None):
         self.connect = connect
         self.path = path
         self.read_only = read_only
+        self.warn = warn or (lambda text: LOGGER.warning("%s", text))
 
     def open(self):
         connection = self.connect().open()
@@ -32,13 +49,14 @@ class VddkDiskEndpoint:
         except BaseException:
             connection.close()
             raise
-        return OpenVddkDisk(connection, disk)
+        return OpenVddkDisk(connection, disk, self.warn)
 
 
 class OpenVddkDisk:
-    def __init__(self, connection, disk):
+    def __init__(self, connection, disk, warn=None):
         self.connection = connection
         self.disk = disk
+        self.warn = warn or (lambda text: LOGGER.warning("%s", text))
 
     @property
     def transport_mode(self):
@@ -49,10 +67,23 @@ class OpenVddkDisk:
         return self.disk.capacity_sectors * SECTOR
 
     def allocated_extents(self):
-        """[(offset, length)] in bytes, or None when this VDDK cannot tell."""
+        """[(offset, length)] in bytes, or None when VDDK cannot tell (then read the whole disk)."""
         if not self.disk.supports_allocated_blocks:
             return None
-        return [(start * SECTOR, count * SECTOR) for start, count in self.disk.allocated_blocks()]
+        try:
+            blocks = self.disk.allocated_blocks()
+        except VddkError as error:
+            if error.retryable:  # a lost connection is the engine's to resume, not a reason to read everything
+                raise
+            self.warn("%s cannot list its allocated blocks, so it is read in full (zero chunks are still not "
+                      "stored): %s" % (self.disk.path, error))
+            return None
+        capacity = self.disk.capacity_sectors
+        if capacity > VIXDISKLIB_MIN_CHUNK_SIZE and blocks == [(0, capacity)]:
+            self.warn("VDDK reports every block of %s allocated, as it does on storage other than VMFS and vSAN; "
+                      "the disk is read in full (zero chunks are still not stored)" % self.disk.path)
+            return None
+        return [(start * SECTOR, count * SECTOR) for start, count in blocks]
 
     def read(self, offset, length):
         buffer = bytearray(length)

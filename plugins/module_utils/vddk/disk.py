@@ -6,6 +6,12 @@
 Reads and writes go straight between VDDK and the caller's buffer (a
 bytearray or a writable memoryview of one): nothing is copied on the Python
 side.  Offsets and lengths are in sectors of VIXDISKLIB_SECTOR_SIZE bytes.
+
+A buffer larger than ``max_request`` bytes (2 MiB unless told) is read or
+written in several requests, each into its own slice of the buffer: the
+host's NFC server, which NBD and NBDSSL go through, fails to allocate large
+requests ("Failed to allocate the requested ... bytes"), and nbdkit's VDDK
+plugin advises at most 2 MiB.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,6 +25,7 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import structs
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
 
 SECTOR = s.VIXDISKLIB_SECTOR_SIZE
+DEFAULT_MAX_REQUEST = 2 * 1024 * 1024
 
 
 class DiskInfo:
@@ -87,21 +94,24 @@ def _address(buffer, writable):
 class VddkDisk:
     """An open disk; use as a context manager, or call close()."""
 
-    def __init__(self, api, handle, path, flags):
+    def __init__(self, api, handle, path, flags, max_request=DEFAULT_MAX_REQUEST):
+        if not max_request or max_request < SECTOR:
+            raise InvalidArgumentError("max_request must be at least %d bytes, got %r" % (SECTOR, max_request))
         self._api = api
         self._handle = handle
         self.path = path
         self.read_only = bool(flags & s.VIXDISKLIB_FLAG_OPEN_READ_ONLY)
+        self.max_request_sectors = int(max_request) // SECTOR
         self._capacity = None
 
     @classmethod
-    def open(cls, api, connection_handle, path, flags):
+    def open(cls, api, connection_handle, path, flags, max_request=DEFAULT_MAX_REQUEST):
         handle = s.VixDiskLibHandle()
         try:
             api.VixDiskLib_Open(connection_handle, path.encode("utf-8"), flags, ctypes.byref(handle))
         except VddkError as error:
             raise error.in_context("opening %s" % path)
-        return cls(api, handle, path, flags)
+        return cls(api, handle, path, flags, max_request=max_request)
 
     def _live(self):
         if self._handle is None:
@@ -139,14 +149,24 @@ class VddkDisk:
                                        % (verb, self.path, SECTOR, nbytes, start_sector))
         return nbytes // SECTOR
 
+    def _requests(self, start_sector, count):
+        """(sector, sectors, byte offset in the buffer) of each request of at most max_request."""
+        done = 0
+        while done < count:
+            piece = min(self.max_request_sectors, count - done)
+            yield start_sector + done, piece, done * SECTOR
+            done += piece
+
     def read(self, start_sector, buffer):
         """Fill buffer (its length a multiple of 512) from start_sector on; returns buffer."""
         address, anchor = _address(buffer, writable=True)
         count = self._sectors(start_sector, memoryview(buffer).nbytes, "read")
-        try:
-            self._api.VixDiskLib_Read(self._live(), start_sector, count, address)
-        except VddkError as error:
-            raise error.in_context("reading %d sectors at sector %d of %s" % (count, start_sector, self.path))
+        handle = self._live()
+        for sector, sectors, offset in self._requests(start_sector, count):
+            try:
+                self._api.VixDiskLib_Read(handle, sector, sectors, address + offset)
+            except VddkError as error:
+                raise error.in_context("reading %d sectors at sector %d of %s" % (sectors, sector, self.path))
         del anchor
         return buffer
 
@@ -156,10 +176,12 @@ class VddkDisk:
             raise InvalidArgumentError("VDDK disk %s is open read-only" % self.path)
         address, anchor = _address(data, writable=False)
         count = self._sectors(start_sector, memoryview(data).nbytes, "write")
-        try:
-            self._api.VixDiskLib_Write(self._live(), start_sector, count, address)
-        except VddkError as error:
-            raise error.in_context("writing %d sectors at sector %d of %s" % (count, start_sector, self.path))
+        handle = self._live()
+        for sector, sectors, offset in self._requests(start_sector, count):
+            try:
+                self._api.VixDiskLib_Write(handle, sector, sectors, address + offset)
+            except VddkError as error:
+                raise error.in_context("writing %d sectors at sector %d of %s" % (sectors, sector, self.path))
         del anchor
 
     def flush(self):

@@ -1,29 +1,43 @@
 # -*- coding: utf-8 -*-
 # Copyright: vmcrypt.backup contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""VddkLibrary: VixDiskLib_InitEx once per process, and VDDK's log lines.
+"""VddkLibrary: VixDiskLib_InitEx once per process, Exit at its end, and VDDK's log lines.
+
+The guide asks for InitEx once per process, at the beginning, and Exit at
+the end.  ``get()`` calls InitEx the first time, from the main thread only,
+and registers Exit to run when the interpreter exits; after Exit (``exit()``
+or interpreter exit) this process cannot use VDDK again: ``get()`` says so
+instead of calling InitEx a second time, which VDDK does not support.
 
 VDDK's log, warning and panic callbacks are routed to the Python logger
-``vmcrypt.backup.vddk``.  Every line passes through ``redact()`` first:
-the secrets that connections register (session cookies, keys) and anything
-shaped like a password or cookie assignment are replaced by asterisks.
+``vmcrypt.backup.vddk`` (INFO, WARNING, ERROR); VDDK calls them from its own
+threads.  Every line passes through ``redact()`` first: the secrets that
+connections register (session cookies, keys) and anything shaped like a
+password or cookie assignment are replaced by asterisks.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import atexit
 import ctypes
 import logging
 import os
 import re
 import threading
+import time
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import loader
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import structs as s
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
 
 LOGGER = logging.getLogger("vmcrypt.backup.vddk")
+# Who PrepareForAccess/EndAccess name as the application holding the VM (at most 50 characters).
+DEFAULT_IDENTITY = "vmcrypt.backup"
+# The guide's sample retries PrepareForAccess ten times, a minute apart.
+ACCESS_ATTEMPTS = 10
+ACCESS_RETRY_DELAY = 60.0
 # The VDDK API version this binding is written against (InitEx major.minor).
 API_MAJOR = 7
 API_MINOR = 0
@@ -96,6 +110,7 @@ class VddkLibrary:
     """The initialised VDDK of this process; get() it, never construct it."""
 
     _instance = None
+    _exited_from = None  # the libdir whose VDDK was shut down in this process
     _lock = threading.Lock()
 
     def __init__(self, api, router):
@@ -111,7 +126,10 @@ class VddkLibrary:
     def get(cls, libdir=None):
         """Load VDDK (option vddk_libdir or VMCRYPT_VDDK_LIBDIR) and InitEx it, once per process."""
         with cls._lock:
-            if cls._instance is not None and cls._instance.initialized:
+            if cls._exited_from is not None:
+                raise VddkError("VDDK from %s was shut down (VixDiskLib_Exit) in this process and cannot be "
+                                "initialised again; use it from a new process" % cls._exited_from)
+            if cls._instance is not None:
                 if not libdir and not os.environ.get(loader.LIBDIR_ENV):
                     return cls._instance
                 wanted = loader.resolve_libdir(libdir)
@@ -119,6 +137,9 @@ class VddkLibrary:
                     raise VddkError("VDDK from %s is already initialised in this process; cannot also use %s"
                                     % (cls._instance.libdir, wanted))
                 return cls._instance
+            if threading.current_thread() is not threading.main_thread():
+                raise VddkError("VDDK must be initialised from the main thread (VixDiskLib_InitEx); call "
+                                "VddkLibrary.get() before starting threads")
             api = loader.load(libdir)
             router = _LogRouter()
             try:
@@ -127,13 +148,39 @@ class VddkLibrary:
             except VddkError as error:
                 raise error.in_context("initialising VDDK from %s" % api.libdir)
             cls._instance = cls(api, router)
+            atexit.register(cls._exit_at_interpreter_exit)
             return cls._instance
 
+    @classmethod
+    def _exit_at_interpreter_exit(cls):
+        instance = cls._instance
+        if instance is not None:
+            instance.exit()
+
     def exit(self):
-        """VixDiskLib_Exit; a later get() initialises again."""
+        """VixDiskLib_Exit, after every connection is closed; VDDK cannot be used again in this process."""
         with self._lock:
             if self.initialized:
                 self.api.VixDiskLib_Exit()
                 self.initialized = False
+                VddkLibrary._exited_from = self.libdir
                 if VddkLibrary._instance is self:
                     VddkLibrary._instance = None
+
+    def prepare_for_access(self, target, identity=DEFAULT_IDENTITY, attempts=ACCESS_ATTEMPTS,
+                           delay=ACCESS_RETRY_DELAY, sleep=time.sleep):
+        """VixDiskLib_PrepareForAccess for the VM of ``target`` (vddk.params.SessionTarget).
+
+        Call it before the backup snapshot is created; every successful call
+        needs its ``end_access()``, after the snapshot is removed.  As in the
+        guide's sample, a refusal is retried (``attempts`` times, ``delay``
+        seconds apart: ten minutes for a Storage vMotion to finish) unless it
+        cannot change by waiting.
+        """
+        from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import access
+        access.prepare_for_access(self.api, target, identity, attempts, delay, sleep)
+
+    def end_access(self, target, identity=DEFAULT_IDENTITY):
+        """VixDiskLib_EndAccess: after the disks are closed and the snapshot removed (also after a crash)."""
+        from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import access
+        access.end_access(self.api, target, identity)
