@@ -25,6 +25,11 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.reposito
 
 STATES = ("present", "opened")
 
+# The keys of Repository.report(): a dry-run creation returns them too, null where only the creation decides.
+REPORT_KEYS = ("location", "repository_id", "format_version", "created", "chunk_size", "cipher", "chunk_id",
+               "compression", "key_slots", "opened_with_slot", "size_bytes", "chunk_count", "chunk_bytes",
+               "backup_count", "staged_count", "quarantined_count")
+
 
 def ensure_repository(location, credential, state="present", chunk_size=None, add_slot=None, add_slot_label="",
                       remove_slot=None, dry_run=False):
@@ -46,8 +51,9 @@ def ensure_repository(location, credential, state="present", chunk_size=None, ad
         result.update(changed=True, created=True)
         if dry_run:
             # Nothing exists to open: say what would be created.
-            result["repository"] = {"location": location, "format_version": FORMAT_VERSION,
-                                    "chunk_size": chunk_size or DEFAULT_CHUNK_SIZE}
+            result["repository"] = dict((name, None) for name in REPORT_KEYS)
+            result["repository"].update(location=location, format_version=FORMAT_VERSION,
+                                        chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, key_slots=[])
             return result
         repository = Repository.create(location, credential, chunk_size or DEFAULT_CHUNK_SIZE)
     else:
