@@ -71,6 +71,12 @@ backup:
     check mode.
   returned: always
   type: dict
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(BackupNotFoundError), C(LockedError).
+  returned: failure
+  type: str
+  sample: BackupNotFoundError
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module

@@ -76,7 +76,7 @@ backups:
   returned: always
   type: list
   elements: dict
-  contains:
+  contains: &summary
     backup_id:
       description: Backup id, C(YYYYMMDDTHHMMSSZ-xxxxxxxx); ids sort by time.
       type: str
@@ -87,16 +87,54 @@ backups:
     time:
       description: Backup time (UTC, ISO 8601).
       type: str
+    started:
+      description: When the backup was started (UTC, ISO 8601).
+      type: str
+    committed:
+      description: When the backup was committed (UTC, ISO 8601).
+      type: str
+    base_backup_id:
+      description: The backup an incremental builds on; null for a full backup.
+      type: str
+    previous_backup_id:
+      description: The backup of the same VM this one followed in the repository's chain; null for the first.
+      type: str
+    tags:
+      description: Tags given when the backup was started (name to value).
+      type: dict
     disks:
-      description: Per disk - key, capacity, chunk size, changeId, properties and statistics.
+      description: The disks backed up.
       type: list
       elements: dict
+      contains:
+        key:
+          description: Device key of the disk in the backed-up VM.
+          type: str
+          sample: "2000"
+        capacity:
+          description: Capacity in bytes.
+          type: int
+        chunk_size:
+          description: Chunk size in bytes.
+          type: int
+        change_id:
+          description: CBT changeId of the snapshot the disk was read from; null without changed block tracking.
+          type: str
+        properties:
+          description: What the export recorded about the disk (label, transport, encryption, ...).
+          type: dict
+        stats:
+          description: Logical bytes, blocks written, new chunks, bytes stored, deduplicated and zero chunks.
+          type: dict
     stats:
       description: Totals - logical bytes, zero blocks, new chunks, bytes stored, deduplicated chunks.
       type: dict
     nvram_saved:
       description: Whether the NVRAM file was saved.
       type: bool
+    nvram_size:
+      description: Size of the saved NVRAM file in bytes; null when none was saved.
+      type: int
     metadata_saved:
       description: Whether the VM metadata (ConfigInfo, keyId, policies) was saved.
       type: bool
@@ -105,27 +143,71 @@ backups:
       type: list
       elements: str
     encryption:
-      description: VM keyId, whether the encryption.bundle was saved, and the repository cipher.
+      description: What a restore of an encrypted VM needs.
       type: dict
+      contains:
+        vm_key_id:
+          description: The VM's keyId (C(key_id), C(provider_id)); null when no metadata was saved or the VM was not
+            encrypted.
+          type: dict
+        encryption_bundle_saved:
+          description: Whether the C(encryption.bundle) was saved.
+          type: bool
+        repository_cipher:
+          description: Cipher of the repository data.
+          type: str
+          sample: AES-256-GCM
     warnings:
       description: What would limit a restore (no bundle, no NVRAM, no metadata).
       type: list
       elements: str
 unreadable_backups:
-  description: Backups whose manifest could not be read or authenticated (tampered, truncated, unknown version) - backup_id, error.
+  description: Backups whose manifest could not be read or authenticated (tampered, truncated, unknown version).
   returned: always
   type: list
   elements: dict
+  contains:
+    backup_id:
+      description: The backup.
+      type: str
+    error:
+      description: Why its manifest could not be read.
+      type: str
 backup:
   description: Summary of O(backup_id), same fields as an element of RV(backups).
   returned: when O(backup_id) is given
   type: dict
+  contains: *summary
 staged_backups:
-  description: Staged (uncommitted) backups - id, VM, parts written, last change (epoch), in use by a live writer.
+  description: Staged (uncommitted) backups.
   returned: when O(staged=true)
   type: list
   elements: dict
+  contains:
+    backup_id:
+      description: The staged backup.
+      type: str
+    vm:
+      description: Identity of the VM as recorded when the backup started; null when that part is unreadable.
+      type: dict
+    parts:
+      description: Parts written so far (C(vm), C(metadata), C(nvram), disks).
+      type: list
+      elements: str
+    last_change:
+      description: When a part was last written (epoch seconds).
+      type: float
+    in_use:
+      description: Whether a live writer holds the backup.
+      type: bool
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(BackupNotFoundError), C(WrongKeyError).
+  returned: failure
+  type: str
+  sample: BackupNotFoundError
 """
+
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository

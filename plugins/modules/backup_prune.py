@@ -81,20 +81,46 @@ dry_run:
   returned: always
   type: bool
 kept_backups:
-  description: Backups kept - backup_id, vm, and the rules that kept each one.
+  description: Backups kept, and the rules that kept each one.
   returned: always
   type: list
   elements: dict
+  contains:
+    backup_id:
+      description: The backup.
+      type: str
+    vm:
+      description: Identity of the VM as recorded at backup time (C(name), C(uuid), ...).
+      type: dict
+    reasons:
+      description: The rules that kept it.
+      type: list
+      elements: str
+      sample: [last 1, daily 2026-11-30]
 removed_backups:
-  description: Backups deleted (or that would be) - backup_id, vm.
+  description: Backups deleted (or that would be).
   returned: always
   type: list
   elements: dict
+  contains:
+    backup_id:
+      description: The backup.
+      type: str
+    vm:
+      description: Identity of the VM as recorded at backup time (C(name), C(uuid), ...).
+      type: dict
 abandoned_staged_backups:
-  description: Staged backups deleted (or that would be) - backup_id, vm.
+  description: Staged backups deleted (or that would be).
   returned: always
   type: list
   elements: dict
+  contains:
+    backup_id:
+      description: The staged backup.
+      type: str
+    vm:
+      description: Identity of the VM as recorded when the backup started; null when that part is unreadable.
+      type: dict
 chunks_removed:
   description: Chunks deleted (or that would be).
   returned: always
@@ -107,10 +133,24 @@ temp_files_removed:
   description: Temporary files of interrupted writers deleted (or that would be).
   returned: always
   type: int
+chunks_kept_in_grace:
+  description: Unreferenced chunks kept because they are too young to be garbage (a writer may still reference them).
+  returned: always
+  type: int
+used_reserve:
+  description: Whether the file system was full and prune freed the repository's reserved space to take its lock.
+  returned: always
+  type: bool
 stale_locks_removed:
   description: Locks of dead processes removed.
   returned: always
   type: int
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(InvalidArgumentError), C(LockedError).
+  returned: failure
+  type: str
+  sample: InvalidArgumentError
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError

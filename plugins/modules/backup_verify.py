@@ -94,20 +94,75 @@ corrupt_count:
   returned: always
   type: int
 missing:
-  description: Up to 1000 missing references - backup_id, disk, offset, chunk, error.
+  description: Up to 1000 missing references.
   returned: always
   type: list
   elements: dict
+  contains: &reference
+    backup_id:
+      description: The backup that references the chunk.
+      type: str
+    disk:
+      description: Key of the disk (or C(nvram)) that references the chunk.
+      type: str
+    offset:
+      description: Offset of the chunk in the disk.
+      type: int
+    chunk:
+      description: Id of the chunk.
+      type: str
+    error:
+      description: What is wrong with it.
+      type: str
 corrupt:
-  description: Up to 1000 corrupt references - backup_id, disk, offset, chunk, error.
+  description: Up to 1000 corrupt references.
   returned: always
   type: list
   elements: dict
+  contains: *reference
+chain_errors:
+  description: Breaks in the chain of backups (a backup removed, replaced or altered behind the repository's back).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    backup_id:
+      description: The backup whose chain is broken; null for a problem of the chain itself (an unreadable head record).
+      type: str
+    vm:
+      description: Name of the backup's VM; null with RV(chain_errors[].backup_id).
+      type: str
+    error:
+      description: What is wrong.
+      type: str
+quarantined:
+  description: Ids of up to 1000 corrupt chunks set aside in quarantine by this run.
+  returned: always
+  type: list
+  elements: str
+quarantined_count:
+  description: Number of corrupt chunks set aside in quarantine by this run.
+  returned: always
+  type: int
 manifest_errors:
-  description: Backups whose manifest could not be read or authenticated - backup_id, error.
+  description: Backups whose manifest could not be read or authenticated.
   returned: always
   type: list
   elements: dict
+  contains:
+    backup_id:
+      description: The backup.
+      type: str
+    error:
+      description: Why its manifest could not be read.
+      type: str
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(BackupNotFoundError), C(IntegrityError) (the report's
+      keys are then returned too).
+  returned: failure
+  type: str
+  sample: IntegrityError
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module

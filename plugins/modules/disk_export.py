@@ -90,80 +90,137 @@ EXAMPLES = r"""
 
 RETURN = r"""
 backup_id:
-  description: The backup the disks went into.
+  description: The backup the disks went into; in check mode O(backup_id), null without it (a new id is chosen by the
+    run).
   returned: always
   type: str
   sample: 20261130T140501Z-1f2e3d4c
 committed:
-  description: Whether the backup was committed (it exists for restores only then).
+  description: Whether the backup was committed (it exists for restores only then); always V(false) in check mode.
   returned: always
   type: bool
 vm:
-  description: Identity of the VM (C(name), C(uuid), C(instance_uuid), C(moid)).
+  description: Identity of the VM.
   returned: always
   type: dict
+  contains:
+    name:
+      description: VM name.
+      type: str
+    uuid:
+      description: BIOS UUID (C(config.uuid)).
+      type: str
+    instance_uuid:
+      description: vCenter instance UUID.
+      type: str
+    moid:
+      description: Managed object id.
+      type: str
+      sample: vm-42
 transports:
   description: The transports requested and allowed by the rules for this VM, in order.
   returned: always
   type: list
   elements: str
+  sample: [nbdssl]
 refused_transports:
-  description: Why requested transports were refused.
+  description: The requested transports that were refused, in the order requested, each with its reason.
   returned: always
   type: list
-  elements: str
+  elements: dict
+  contains:
+    transport:
+      description: The transport refused.
+      type: str
+      sample: san
+    reason:
+      description: Why it was refused.
+      type: str
+      sample: san is not supported for encrypted disks; use nbdssl or hotadd
 snapshot:
-  description: The snapshot read (C(moid)), whether this run created it and removed it.
+  description: The snapshot read, and whether this run created and removed it.
   returned: always
   type: dict
+  contains:
+    moid:
+      description: Managed object id of the snapshot; null in check mode.
+      type: str
+      sample: snapshot-101
+    created:
+      description: Whether this run created the snapshot (or in check mode would).
+      type: bool
+    removed:
+      description: Whether this run removed the snapshot it created (or in check mode would).
+      type: bool
 disks:
-  description: One report per disk.
+  description:
+    - One report per disk. Check mode returns the same keys, with what only a run measures (the byte and chunk
+      counts, C(retries), C(transport), C(duration_seconds), C(throughput_mib_s)) null.
   returned: always
   type: list
   elements: dict
   contains:
     key:
       description: Device key.
-      type: str
+      type: int
+      sample: 2000
     label:
       description: Device label.
       type: str
+      sample: Hard disk 1
+    capacity_bytes:
+      description: Capacity of the disk in bytes.
+      type: int
     encrypted:
       description: Whether the disk is encrypted in vSphere.
       type: bool
     incremental:
-      description: Whether only changed areas were read.
+      description: Whether only changed areas were read (in check mode, would be).
       type: bool
     base_backup_id:
-      description: The backup unchanged areas come from, for an incremental.
+      description: The backup unchanged areas come from, for an incremental; null for a full read.
       type: str
     bytes_read:
-      description: Bytes read through VDDK.
+      description: Bytes read through VDDK; null in check mode.
       type: int
     bytes_skipped:
-      description: Bytes never read (unallocated or unchanged).
+      description: Bytes never read (unallocated or unchanged); null in check mode.
       type: int
     bytes_stored:
-      description: New bytes written to the repository (compressed, encrypted).
+      description: New bytes written to the repository (compressed, encrypted); null in check mode.
+      type: int
+    new_chunks:
+      description: Chunks new to the repository, stored by this run; null in check mode.
       type: int
     deduplicated_chunks:
-      description: Chunks already in the repository.
+      description: Chunks already in the repository; null in check mode.
       type: int
     zero_chunks:
-      description: All-zero chunks (not stored).
+      description: All-zero chunks (not stored); null in check mode.
+      type: int
+    chunks_from_base:
+      description: Chunks of an incremental taken unchanged from RV(disks[].base_backup_id); null in check mode.
       type: int
     retries:
-      description: Connections reopened to resume the disk.
+      description: Connections reopened to resume the disk; null in check mode.
       type: int
     transport:
-      description: The transport VDDK used.
+      description: The transport VDDK used; null in check mode.
       type: str
+      sample: nbdssl
     duration_seconds:
-      description: Time spent on the disk.
+      description: Time spent on the disk; null in check mode.
       type: float
     throughput_mib_s:
-      description: Bytes read per second, in MiB.
+      description: Bytes read per second, in MiB; null in check mode, or when the disk took no measurable time.
       type: float
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(NotFoundError), C(PermissionDeniedError), C(VddkError).
+    - C(VsphereFaultError) when vCenter refused a call.
+  returned: failure
+  type: str
+  sample: NotFoundError
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module

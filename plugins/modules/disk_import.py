@@ -61,22 +61,77 @@ backup_id:
   description: The backup written.
   returned: always
   type: str
+  sample: 20261130T140501Z-1f2e3d4c
 transports:
   description: The transports requested and allowed by the rules for this VM, in order.
   returned: always
   type: list
   elements: str
+  sample: [nbdssl]
 refused_transports:
-  description: Why requested transports were refused.
-  returned: always
-  type: list
-  elements: str
-disks:
-  description: One report per disk (C(key), C(target), C(target_file), C(bytes_written), C(bytes_skipped),
-    C(retries), C(transport), C(duration_seconds), C(throughput_mib_s)).
+  description: The requested transports that were refused, in the order requested, each with its reason.
   returned: always
   type: list
   elements: dict
+  contains:
+    transport:
+      description: The transport refused.
+      type: str
+      sample: nbd
+    reason:
+      description: Why it was refused.
+      type: str
+disks:
+  description:
+    - One report per disk written, in the order of the backed-up disk keys. Check mode returns the same keys,
+      with what only a run measures (C(bytes_written), C(bytes_skipped), C(retries), C(transport),
+      C(duration_seconds), C(throughput_mib_s)) null.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    key:
+      description: Device key of the backed-up disk.
+      type: int
+      sample: 2000
+    capacity_bytes:
+      description: Capacity of the backed-up disk in bytes.
+      type: int
+    target:
+      description: Device key of the VM's disk written.
+      type: int
+      sample: 2000
+    target_file:
+      description: Datastore path of the VM's disk written.
+      type: str
+      sample: "[datastore1] app01-restored/app01-restored.vmdk"
+    bytes_written:
+      description: Bytes written through VDDK; null in check mode.
+      type: int
+    bytes_skipped:
+      description: Bytes not written (holes in the backup); null in check mode.
+      type: int
+    retries:
+      description: Connections reopened to resume the disk; null in check mode.
+      type: int
+    transport:
+      description: The transport VDDK used; null in check mode.
+      type: str
+      sample: nbdssl
+    duration_seconds:
+      description: Time spent on the disk; null in check mode.
+      type: float
+    throughput_mib_s:
+      description: Bytes written per second, in MiB; null in check mode, or when the disk took no measurable time.
+      type: float
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(BackupNotFoundError), C(InvalidArgumentError),
+      C(VddkError).
+    - C(VsphereFaultError) when vCenter refused a call.
+  returned: failure
+  type: str
+  sample: BackupNotFoundError
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module

@@ -172,16 +172,22 @@ captured:
           description: Datastore path of the NVRAM file.
           type: str
         size:
-          description: Bytes saved.
+          description: Bytes saved; null in check mode.
           type: int
         sha256:
-          description: SHA-256 of the bytes saved.
+          description: SHA-256 of the bytes saved; null in check mode.
           type: str
 backup_warnings:
   description: What an administrator must read (also recorded in the backup and shown as task warnings).
   returned: always
   type: list
   elements: str
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(NotFoundError), C(WrongKeyError), C(VsphereFaultError).
+  returned: failure
+  type: str
+  sample: NotFoundError
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module

@@ -106,7 +106,9 @@ key_slot_removed:
   returned: always
   type: str
 repository:
-  description: Facts about the repository. Nothing secret.
+  description:
+    - Facts about the repository. Nothing secret.
+    - When check mode would create the repository, what only the creation decides is null.
   returned: always
   type: dict
   contains:
@@ -114,7 +116,10 @@ repository:
       description: Absolute path of the repository.
       type: str
     repository_id:
-      description: Random id of the repository.
+      description: Random id of the repository; null when check mode would create it.
+      type: str
+    created:
+      description: When the repository was created (UTC, ISO 8601); null when check mode would create it.
       type: str
     format_version:
       description: Repository format version.
@@ -125,28 +130,66 @@ repository:
       type: int
       sample: 4194304
     cipher:
-      description: Data cipher.
+      description: Data cipher; null when check mode would create the repository.
       type: str
       sample: AES-256-GCM
+    chunk_id:
+      description: How chunk ids are computed (keyed hash of the cleartext); null when check mode would create the
+        repository.
+      type: str
+      sample: HMAC-SHA256
+    compression:
+      description: Chunk compression; null when check mode would create the repository.
+      type: str
+      sample: zstd
     key_slots:
-      description: Key slots (id, kind, label, created, KDF parameters without the salt).
+      description: Key slots; empty when check mode would create the repository.
       type: list
       elements: dict
+      contains:
+        id:
+          description: Slot id.
+          type: str
+        kind:
+          description: V(password) or V(key_file).
+          type: str
+        label:
+          description: Label given when the slot was added.
+          type: str
+        created:
+          description: When the slot was added (UTC, ISO 8601).
+          type: str
+        kdf:
+          description: Key derivation parameters (C(name), C(n), C(r), C(p)), without the salt.
+          type: dict
     opened_with_slot:
-      description: Id of the slot the credential opened.
+      description: Id of the slot the credential opened; null when check mode would create the repository.
       type: str
     size_bytes:
-      description: Bytes used by the repository.
+      description: Bytes used by the repository; null when check mode would create the repository.
       type: int
     chunk_count:
-      description: Number of stored chunks.
+      description: Number of stored chunks; null when check mode would create the repository.
+      type: int
+    chunk_bytes:
+      description: Bytes used by the stored chunks; null when check mode would create the repository.
       type: int
     backup_count:
-      description: Number of committed backups.
+      description: Number of committed backups; null when check mode would create the repository.
       type: int
     staged_count:
-      description: Number of staged (uncommitted) backups.
+      description: Number of staged (uncommitted) backups; null when check mode would create the repository.
       type: int
+    quarantined_count:
+      description: Number of chunks set aside in quarantine; null when check mode would create the repository.
+      type: int
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(RepositoryNotFoundError), C(WrongKeyError),
+      C(KeySlotError).
+  returned: failure
+  type: str
+  sample: WrongKeyError
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module

@@ -155,6 +155,12 @@ quiesce_warning:
     by file-system quiescing); null when it is as asked. Also shown as a task warning.
   returned: when O(state=present)
   type: str
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(NotFoundError), C(TaskError), C(VsphereFaultError).
+  returned: failure
+  type: str
+  sample: NotFoundError
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module

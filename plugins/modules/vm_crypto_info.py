@@ -184,6 +184,13 @@ vms:
         storage_policy:
           description: The disk's storage policy (C(id), C(name)), or null.
           type: dict
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(NotFoundError), C(AmbiguousError),
+      C(VsphereConnectionError).
+  returned: failure
+  type: str
+  sample: NotFoundError
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
