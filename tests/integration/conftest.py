@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from estate import build_estate, estate_logins  # noqa: E402
+from estate import build_estate, estate_groups, estate_logins  # noqa: E402
 from vcsim import Vcsim  # noqa: E402
 
 
@@ -18,9 +18,10 @@ from vcsim import Vcsim  # noqa: E402
 def vcsim():
     """A small simulator: 1 datacenter, 1 cluster of 2 hosts, 2 VMs, 1 datastore.
 
-    The estate's principals can log in too (see estate.PRINCIPALS).
+    The estate's principals and accounts can log in too, and belong to the
+    estate's groups (see estate.PRINCIPALS, estate.ACCOUNTS, estate.GROUPS).
     """
-    simulator = Vcsim(logins=estate_logins())
+    simulator = Vcsim(logins=estate_logins(), groups=estate_groups())
     simulator.start()
     try:
         yield simulator

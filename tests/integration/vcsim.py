@@ -25,11 +25,12 @@ class Vcsim(object):
     Sizing keywords map to launcher flags: datacenters (-dc), clusters
     (-cluster, per datacenter), hosts_per_cluster (-host), standalone_hosts
     (-standalone-host), vms_per_pool (-vm), pools (-pool), datastores (-ds),
-    autostart (-autostart). `logins` maps extra user names to passwords.
+    autostart (-autostart). `logins` maps extra user names to passwords;
+    `groups` maps directory groups ("VSPHERE.LOCAL\\ops") to their members' logins.
     """
 
     def __init__(self, datacenters=1, clusters=1, hosts_per_cluster=2, standalone_hosts=0,
-                 vms_per_pool=2, pools=0, datastores=1, autostart=False, logins=None,
+                 vms_per_pool=2, pools=0, datastores=1, autostart=False, logins=None, groups=None,
                  datastore_dir=None, launcher=LAUNCHER, start_timeout=60.0, trace=False):
         self.launcher = launcher
         self.start_timeout = start_timeout
@@ -45,6 +46,8 @@ class Vcsim(object):
         ]
         for user, password in sorted((logins or {}).items()):
             self.flags += ["-login", "%s=%s" % (user, password)]
+        for group, members in sorted((groups or {}).items()):
+            self.flags += ["-group", "%s=%s" % (group, ",".join(members))]
         if trace:
             self.flags.append("-trace")
         self._own_datastore_dir = datastore_dir is None

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/vmware/govmomi/simulator"
@@ -14,30 +16,82 @@ import (
 // simulator itself numbers them 0, 1, ... and returns no id at all.
 const firstCustomRoleID = 1001
 
-// authorizationManager makes privilege checks honest: the simulator grants
-// every privilege to everybody, which would hide the "no Cryptographer.Access"
-// failure path. Privileges here come from the permissions actually set.
+// authorizationManager makes privilege checks honest. Stock vcsim grants
+// every privilege to everybody, replaces an entity's whole permission list on
+// SetEntityPermissions and returns non-propagating ancestors' permissions as
+// inherited. Here privileges come from the permissions actually set, with
+// vCenter's rules (vSphere Security, "Hierarchical Inheritance of
+// Permissions" and "Multiple Permission Settings"):
+//
+//   - a permission set on the entity itself wins over anything inherited
+//     ("permissions applied on a child object always override permissions
+//     that are applied on a parent object");
+//   - an ancestor's permission reaches the entity only if it propagates;
+//   - a VM inherits from its folder and from its resource pool (or vApp):
+//     "the permissions on one object are added to the permissions on the
+//     other object";
+//   - on one entity, the user's own permission takes precedence over all
+//     group permissions; without one, the groups' privileges add up;
+//   - NoAccess (a role without privileges) holds nothing there.
+//
+// Group membership is the directory's (vCenter's SSO), which the vim API
+// cannot change: the launcher takes it from -group flags.
 type authorizationManager struct {
 	*simulator.AuthorizationManager
-	nextRoleID int32
+	nextRoleID  int32
+	permissions map[types.ManagedObjectReference][]types.Permission
+	// groups maps a normalized user ("vsphere.local\\operator") to the
+	// normalized groups it belongs to.
+	groups map[string][]string
 }
 
-func installAuthorization(model *simulator.Model, administrator string) {
+// groupList collects repeated -group 'DOMAIN\group=user@domain,...' flags.
+type groupList map[string][]string
+
+func (g groupList) String() string { return fmt.Sprintf("%d groups", len(g)) }
+
+func (g groupList) Set(value string) error {
+	group, members, ok := strings.Cut(value, "=")
+	if !ok || group == "" || members == "" {
+		return fmt.Errorf("want group=user[,user...], got %q", value)
+	}
+	for _, member := range strings.Split(members, ",") {
+		if member = strings.TrimSpace(member); member != "" {
+			g[group] = append(g[group], member)
+		}
+	}
+	return nil
+}
+
+func installAuthorization(model *simulator.Model, administrator string, groups groupList) *authorizationManager {
 	registry := model.Map()
 	inner := registry.Get(*model.ServiceContent.AuthorizationManager).(*simulator.AuthorizationManager)
-	manager := &authorizationManager{AuthorizationManager: inner, nextRoleID: firstCustomRoleID}
+	manager := &authorizationManager{
+		AuthorizationManager: inner,
+		nextRoleID:           firstCustomRoleID,
+		permissions:          map[types.ManagedObjectReference][]types.Permission{},
+		groups:               map[string][]string{},
+	}
+	for group, members := range groups {
+		for _, member := range members {
+			user := normalizePrincipal(member)
+			manager.groups[user] = append(manager.groups[user], normalizePrincipal(group))
+		}
+	}
+	ctx := &simulator.Context{Map: registry}
+	all := inner.RetrieveAllPermissions(&types.RetrieveAllPermissions{}).(*methods.RetrieveAllPermissionsBody)
+	for _, permission := range all.Res.Returnval {
+		manager.permissions[*permission.Entity] = append(manager.permissions[*permission.Entity], permission)
+	}
 	registry.Put(manager)
 
 	// Real vCenter gives its administrator the Admin role on the root folder.
-	ctx := &simulator.Context{Map: registry}
 	root := model.ServiceContent.RootFolder
-	existing := manager.permissionsOn(ctx, root)
-	inner.SetEntityPermissions(&types.SetEntityPermissions{
-		Entity: root,
-		Permission: append(existing, types.Permission{
-			Entity: &root, Principal: principalOf(administrator), RoleId: -1, Propagate: true,
-		}),
+	manager.SetEntityPermissions(ctx, &types.SetEntityPermissions{
+		Entity:     root,
+		Permission: []types.Permission{{Principal: principalOf(administrator), RoleId: -1, Propagate: true}},
 	})
+	return manager
 }
 
 // principalOf turns a login ("user@vsphere.local") into the principal form
@@ -49,42 +103,222 @@ func principalOf(user string) string {
 	return user
 }
 
-func (m *authorizationManager) permissionsOn(ctx *simulator.Context, entity types.ManagedObjectReference) []types.Permission {
-	body := m.AuthorizationManager.RetrieveEntityPermissions(ctx, &types.RetrieveEntityPermissions{Entity: entity})
-	return body.(*methods.RetrieveEntityPermissionsBody).Res.Returnval
+// normalizePrincipal makes "user@Domain" and "DOMAIN\user" one key.
+func normalizePrincipal(name string) string {
+	name = strings.TrimSpace(name)
+	if domain, user, ok := strings.Cut(name, "\\"); ok {
+		return strings.ToLower(domain) + "\\" + strings.ToLower(user)
+	}
+	if i := strings.LastIndex(name, "@"); i >= 0 {
+		return strings.ToLower(name[i+1:]) + "\\" + strings.ToLower(name[:i])
+	}
+	return "\\" + strings.ToLower(name)
 }
 
-// privileges applies vCenter's rule for a user (groups are not modelled):
-// the permission nearest to the entity wins; ancestors count only if they
-// propagate.
-func (m *authorizationManager) privileges(ctx *simulator.Context, entity types.ManagedObjectReference, user string) map[string]bool {
-	principal := principalOf(user)
-	granted := map[string]bool{}
-	current := &entity
-	for depth := 0; current != nil; depth++ {
-		for _, permission := range m.permissionsOn(ctx, *current) {
-			if permission.Group || !strings.EqualFold(permission.Principal, principal) {
+// SetEntityPermissions adds the rules or updates the one already there for
+// the same user or group, as the API reference says; others stay.
+func (m *authorizationManager) SetEntityPermissions(ctx *simulator.Context, req *types.SetEntityPermissions) soap.HasFault {
+	body := &methods.SetEntityPermissionsBody{}
+	if _, ok := ctx.Map.Get(req.Entity).(mo.Entity); !ok {
+		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.Entity})
+		return body
+	}
+	for _, permission := range req.Permission {
+		if !m.roleExists(permission.RoleId) {
+			body.Fault_ = simulator.Fault(fmt.Sprintf("no role %d", permission.RoleId),
+				&types.InvalidArgument{InvalidProperty: "roleId"})
+			return body
+		}
+	}
+	for _, permission := range req.Permission {
+		entity := req.Entity
+		permission.Entity = &entity
+		kept := m.permissions[req.Entity][:0:0]
+		for _, existing := range m.permissions[req.Entity] {
+			if !samePrincipal(existing, permission.Principal, permission.Group) {
+				kept = append(kept, existing)
+			}
+		}
+		m.permissions[req.Entity] = append(kept, permission)
+	}
+	body.Res = &types.SetEntityPermissionsResponse{}
+	return body
+}
+
+func samePrincipal(permission types.Permission, principal string, group bool) bool {
+	return permission.Group == group && normalizePrincipal(permission.Principal) == normalizePrincipal(principal)
+}
+
+func (m *authorizationManager) roleExists(id int32) bool {
+	for _, role := range m.RoleList {
+		if role.RoleId == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *authorizationManager) RemoveEntityPermission(req *types.RemoveEntityPermission) soap.HasFault {
+	kept := m.permissions[req.Entity][:0:0]
+	for _, existing := range m.permissions[req.Entity] {
+		if !samePrincipal(existing, req.User, req.IsGroup) {
+			kept = append(kept, existing)
+		}
+	}
+	m.permissions[req.Entity] = kept
+	return &methods.RemoveEntityPermissionBody{Res: &types.RemoveEntityPermissionResponse{}}
+}
+
+// parents are the entities an entity inherits from: its inventory parent
+// and, for a VM, its resource pool or vApp.
+func parents(ctx *simulator.Context, ref types.ManagedObjectReference) []types.ManagedObjectReference {
+	var found []types.ManagedObjectReference
+	object := ctx.Map.Get(ref)
+	if entity, ok := object.(mo.Entity); ok && entity.Entity().Parent != nil {
+		found = append(found, *entity.Entity().Parent)
+	}
+	if vm, ok := object.(*simulator.VirtualMachine); ok {
+		for _, other := range []*types.ManagedObjectReference{vm.ResourcePool, vm.ParentVApp} {
+			if other != nil && !containsRef(found, *other) {
+				found = append(found, *other)
+			}
+		}
+	}
+	return found
+}
+
+func containsRef(refs []types.ManagedObjectReference, ref types.ManagedObjectReference) bool {
+	for _, each := range refs {
+		if each == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// RetrieveEntityPermissions returns the entity's own permissions and, when
+// inherited, the propagating ones of every ancestor on every path, once each.
+func (m *authorizationManager) RetrieveEntityPermissions(ctx *simulator.Context, req *types.RetrieveEntityPermissions) soap.HasFault {
+	body := &methods.RetrieveEntityPermissionsBody{}
+	if _, ok := ctx.Map.Get(req.Entity).(mo.Entity); !ok {
+		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.Entity})
+		return body
+	}
+	result := append([]types.Permission(nil), m.permissions[req.Entity]...)
+	if req.Inherited {
+		seen := map[types.ManagedObjectReference]bool{req.Entity: true}
+		queue := parents(ctx, req.Entity)
+		for len(queue) > 0 {
+			current := queue[0]
+			queue = queue[1:]
+			if seen[current] {
 				continue
 			}
-			if depth > 0 && !permission.Propagate {
-				continue
-			}
-			for _, role := range m.RoleList {
-				if role.RoleId == permission.RoleId {
-					for _, id := range role.Privilege {
-						granted[id] = true
-					}
+			seen[current] = true
+			for _, permission := range m.permissions[current] {
+				if permission.Propagate {
+					result = append(result, permission)
 				}
 			}
-			return granted
+			queue = append(queue, parents(ctx, current)...)
 		}
-		object, ok := ctx.Map.Get(*current).(mo.Entity)
-		if !ok {
-			break
+	}
+	body.Res = &types.RetrieveEntityPermissionsResponse{Returnval: result}
+	return body
+}
+
+func (m *authorizationManager) RetrieveAllPermissions(req *types.RetrieveAllPermissions) soap.HasFault {
+	var result []types.Permission
+	refs := make([]types.ManagedObjectReference, 0, len(m.permissions))
+	for ref := range m.permissions {
+		refs = append(refs, ref)
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].Value < refs[j].Value })
+	for _, ref := range refs {
+		result = append(result, m.permissions[ref]...)
+	}
+	return &methods.RetrieveAllPermissionsBody{Res: &types.RetrieveAllPermissionsResponse{Returnval: result}}
+}
+
+func (m *authorizationManager) RetrieveRolePermissions(req *types.RetrieveRolePermissions) soap.HasFault {
+	var result []types.Permission
+	for _, set := range m.permissions {
+		for _, permission := range set {
+			if permission.RoleId == req.RoleId {
+				result = append(result, permission)
+			}
 		}
-		current = object.Entity().Parent
+	}
+	return &methods.RetrieveRolePermissionsBody{Res: &types.RetrieveRolePermissionsResponse{Returnval: result}}
+}
+
+func (m *authorizationManager) rolePrivileges(id int32) []string {
+	for _, role := range m.RoleList {
+		if role.RoleId == id {
+			return role.Privilege
+		}
+	}
+	return nil
+}
+
+// setHere is what the permissions set on one entity give the user, or nil
+// when none applies; inherited keeps only propagating ones.
+func (m *authorizationManager) setHere(entity types.ManagedObjectReference, user string, groups map[string]bool, inherited bool) map[string]bool {
+	var own, viaGroups []types.Permission
+	for _, permission := range m.permissions[entity] {
+		if inherited && !permission.Propagate {
+			continue
+		}
+		principal := normalizePrincipal(permission.Principal)
+		switch {
+		case permission.Group && groups[principal]:
+			viaGroups = append(viaGroups, permission)
+		case !permission.Group && principal == user:
+			own = append(own, permission)
+		}
+	}
+	chosen := own
+	if len(chosen) == 0 {
+		chosen = viaGroups
+	}
+	if len(chosen) == 0 {
+		return nil
+	}
+	granted := map[string]bool{}
+	for _, permission := range chosen {
+		for _, id := range m.rolePrivileges(permission.RoleId) {
+			granted[id] = true
+		}
 	}
 	return granted
+}
+
+// privileges applies the rules above for a user (login or principal form).
+func (m *authorizationManager) privileges(ctx *simulator.Context, entity types.ManagedObjectReference, login string) map[string]bool {
+	user := normalizePrincipal(login)
+	groups := map[string]bool{}
+	for _, group := range m.groups[user] {
+		groups[group] = true
+	}
+	var held func(current types.ManagedObjectReference, inherited bool, visiting map[types.ManagedObjectReference]bool) map[string]bool
+	held = func(current types.ManagedObjectReference, inherited bool, visiting map[types.ManagedObjectReference]bool) map[string]bool {
+		if here := m.setHere(current, user, groups, inherited); here != nil {
+			return here
+		}
+		granted := map[string]bool{}
+		for _, parent := range parents(ctx, current) {
+			if visiting[parent] {
+				continue
+			}
+			visiting[parent] = true
+			for id := range held(parent, true, visiting) {
+				granted[id] = true
+			}
+			delete(visiting, parent)
+		}
+		return granted
+	}
+	return held(entity, false, map[types.ManagedObjectReference]bool{entity: true})
 }
 
 func sessionUser(ctx *simulator.Context) string {
@@ -92,6 +326,12 @@ func sessionUser(ctx *simulator.Context) string {
 		return ""
 	}
 	return ctx.Session.UserName
+}
+
+// hasPrivilege is for other handlers of the launcher that check a privilege
+// the way vCenter does before they act.
+func (m *authorizationManager) hasPrivilege(ctx *simulator.Context, entity types.ManagedObjectReference, privilege string) bool {
+	return m.privileges(ctx, entity, sessionUser(ctx))[privilege]
 }
 
 func (m *authorizationManager) availability(ctx *simulator.Context, entities []types.ManagedObjectReference, user string, privIDs []string) []types.EntityPrivilege {
@@ -135,6 +375,7 @@ func (m *authorizationManager) FetchUserPrivilegeOnEntities(ctx *simulator.Conte
 		for id := range m.privileges(ctx, entity, req.UserName) {
 			entry.Privileges = append(entry.Privileges, id)
 		}
+		sort.Strings(entry.Privileges)
 		result = append(result, entry)
 	}
 	return &methods.FetchUserPrivilegeOnEntitiesBody{Res: &types.FetchUserPrivilegeOnEntitiesResponse{Returnval: result}}

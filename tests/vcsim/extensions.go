@@ -12,7 +12,7 @@ import (
 // way govmomi documents extending the simulator), or per call through
 // model.Map().Handler.
 func registerExtensions(model *simulator.Model, opts *options) {
-	installAuthorization(model, opts.username)
+	installAuthorization(model, opts.username, opts.groups)
 	simulator.RegisterEndpoint(servePBMAtSDKPath)
 	// Storage policies of VM homes and disks, as PBM reports them.
 	installPolicyAssociations(model)

@@ -41,6 +41,7 @@ type options struct {
 	username         string
 	password         string
 	extraLogins      loginList
+	groups           groupList
 	certFile         string
 	datastoreDir     string
 	exitOnStdinClose bool
@@ -62,7 +63,7 @@ func (l loginList) Set(value string) error {
 }
 
 func parseFlags() *options {
-	opts := &options{extraLogins: loginList{}}
+	opts := &options{extraLogins: loginList{}, groups: groupList{}}
 	flag.IntVar(&opts.datacenters, "dc", 1, "number of datacenters")
 	flag.IntVar(&opts.clusters, "cluster", 1, "clusters per datacenter")
 	flag.IntVar(&opts.hostsPerCluster, "host", 2, "hosts per cluster")
@@ -75,6 +76,7 @@ func parseFlags() *options {
 	flag.StringVar(&opts.username, "username", "administrator@vsphere.local", "administrator login")
 	flag.StringVar(&opts.password, "password", "vcsim-Passw0rd!", "administrator password")
 	flag.Var(opts.extraLogins, "login", "extra user=password that may log in (repeatable)")
+	flag.Var(opts.groups, "group", "directory group and its members, 'DOMAIN\\group=user@domain,...' (repeatable)")
 	flag.StringVar(&opts.certFile, "cert-file", "", "where to write the server certificate PEM (default: inside the simulator home)")
 	flag.StringVar(&opts.datastoreDir, "datastore-dir", "", "parent directory of the simulator home holding the datastore folders (default: $TMPDIR)")
 	flag.BoolVar(&opts.exitOnStdinClose, "exit-on-stdin-close", true, "exit when stdin reaches EOF")
