@@ -69,6 +69,7 @@ CRYPTO_PRIVILEGES = [
     "Cryptographer.Encrypt",
     "Cryptographer.EncryptNew",
     "Cryptographer.RegisterVM",
+    "Cryptographer.RegisterHost",
     "Cryptographer.ReadKeyServersInfo",
 ]
 NOCRYPTO_ROLE = "vmcrypt-backup-nocrypto"
@@ -83,9 +84,117 @@ PRINCIPALS = {
 }
 
 
+# Roles built the way docs/privileges.md tells an administrator, split by
+# where each part must take effect (VDDK guide, "Credentials and Privileges
+# for VMDK Access"; vSphere Security's "Required On" columns): the VM part on
+# the VMs (or a folder, resource pool or cluster above them), the proxy part
+# on the HotAdd proxy VM, the infrastructure part on the root with
+# propagation (vCenter, hosts, datacenter, datastores).
+GUIDE_ROLES = {
+    # the whole backup role: granted on a cluster it is also what the hosts
+    # there hold (the nearer grant wins over the root's), so it carries Global.*
+    "vmcrypt-guide-backup": [
+        "Global.DisableMethods",
+        "Global.EnableMethods",
+        "VirtualMachine.Provisioning.GetVmFiles",
+        "Datastore.Browse",
+        "Datastore.FileManagement",
+        "VirtualMachine.Config.ChangeTracking",
+        "VirtualMachine.Provisioning.DiskRandomRead",
+        "VirtualMachine.State.CreateSnapshot",
+        "VirtualMachine.State.RemoveSnapshot",
+        "Cryptographer.Access",
+    ],
+    "vmcrypt-guide-proxy": [
+        "VirtualMachine.Config.AddNewDisk",
+        "VirtualMachine.Config.RemoveDisk",
+        "VirtualMachine.Config.Resource",
+        "VirtualMachine.Config.Settings",
+        "Cryptographer.AddDisk",
+    ],
+    "vmcrypt-guide-infrastructure": [
+        "Global.DisableMethods",
+        "Global.EnableMethods",
+        "VirtualMachine.Provisioning.GetVmFiles",
+        "VirtualMachine.Provisioning.PutVmFiles",
+        "StorageProfile.View",
+        "Datastore.AllocateSpace",
+        "Datastore.Browse",
+        "Datastore.FileManagement",
+    ],
+    "vmcrypt-guide-restore-existing": [
+        "VirtualMachine.Provisioning.DiskRandomAccess",
+        "VirtualMachine.State.CreateSnapshot",
+        "VirtualMachine.State.RevertToSnapshot",
+        "VirtualMachine.State.RemoveSnapshot",
+        "Cryptographer.Access",
+    ],
+    "vmcrypt-guide-restore-new-vm": [
+        "VirtualMachine.Inventory.Create",
+        "VirtualMachine.Config.AddNewDisk",
+        "Cryptographer.EncryptNew",
+        "Cryptographer.RegisterHost",
+        "Resource.AssignVMToPool",
+        "Datastore.AllocateSpace",
+        "Datastore.Browse",
+        "Datastore.FileManagement",
+    ],
+}
+# vCenter's own roles the accounts use.
+SYSTEM_ROLES = {"NoAccess": -5, "ReadOnly": -2}
+INFRASTRUCTURE = ("root", "vmcrypt-guide-infrastructure", True)
+
+# Directory groups (vCenter's SSO; the launcher's -group flags) and members.
+GROUPS = {"VSPHERE.LOCAL\\vmcrypt-operators": ["operator@vsphere.local", "blocked@vsphere.local"]}
+
+# Accounts granted the guide's roles at different places of the inventory:
+# grants are (entity, role, propagate), entity one of root, datacenter,
+# vm_folder, resource_pool, cluster or a VM name; group_grants are the same
+# for the group named.
+ACCOUNTS = {
+    # the backup role on the VMs' resource pool, the proxy role on the proxy
+    "pool": {"login": "pool-backup@vsphere.local", "password": "Pool-Passw0rd!",
+             "grants": [INFRASTRUCTURE, ("resource_pool", "vmcrypt-guide-backup", True),
+                        ("crypt-proxy01", "vmcrypt-guide-proxy", False)]},
+    # the backup role on the cluster: a VM inherits it through its pool
+    "cluster": {"login": "cluster-backup@vsphere.local", "password": "Cluster-Passw0rd!",
+                "grants": [INFRASTRUCTURE, ("cluster", "vmcrypt-guide-backup", True)]},
+    # the backup role on the VM folder, not propagating: the VMs never inherit it
+    "folder_only": {"login": "folder-only@vsphere.local", "password": "FolderOnly-Passw0rd!",
+                    "grants": [INFRASTRUCTURE, ("vm_folder", "vmcrypt-guide-backup", False)]},
+    # members of vmcrypt-operators, which holds the backup role on the VM folder
+    "operator": {"login": "operator@vsphere.local", "password": "Operator-Passw0rd!", "grants": [],
+                 "groups": ["VSPHERE.LOCAL\\vmcrypt-operators"]},
+    # ... but its own NoAccess on the same folder overrides the group's grant
+    "blocked": {"login": "blocked@vsphere.local", "password": "Blocked-Passw0rd!",
+                "grants": [("vm_folder", "NoAccess", True)], "groups": ["VSPHERE.LOCAL\\vmcrypt-operators"]},
+    # writes the disks of crypt-vm01 (disk_import), granted on that VM only
+    "restorer": {"login": "restorer@vsphere.local", "password": "Restorer-Passw0rd!",
+                 "grants": [INFRASTRUCTURE, ("crypt-vm01", "vmcrypt-guide-restore-existing", False),
+                            ("plain-vm01", "vmcrypt-guide-restore-existing", False)]},
+    # creates VMs in the datacenter (vm_restore)
+    "creator": {"login": "creator@vsphere.local", "password": "Creator-Passw0rd!",
+                "grants": [INFRASTRUCTURE, ("datacenter", "vmcrypt-guide-restore-new-vm", True)]},
+}
+GROUP_GRANTS = {"VSPHERE.LOCAL\\vmcrypt-operators": [INFRASTRUCTURE, ("vm_folder", "vmcrypt-guide-backup", True)]}
+
+
+def principal_of(login):
+    """'user@vsphere.local' -> 'VSPHERE.LOCAL\\user', the form permissions use."""
+    user, domain = login.rsplit("@", 1)
+    return "%s\\%s" % (domain.upper(), user)
+
+
 def estate_logins():
-    """Extra simulator logins the estate's principals use (for Vcsim(logins=...))."""
-    return dict((p["login"], p["password"]) for p in PRINCIPALS.values())
+    """Extra simulator logins the estate's principals and accounts use (for Vcsim(logins=...))."""
+    logins = dict((p["login"], p["password"]) for p in PRINCIPALS.values())
+    logins.update((a["login"], a["password"]) for a in ACCOUNTS.values())
+    return logins
+
+
+def estate_groups():
+    """Directory groups and their members' logins (for Vcsim(groups=...))."""
+    return dict((group, list(members)) for group, members in GROUPS.items())
 
 
 def fake_bundle(key_id):
@@ -303,6 +412,32 @@ class EstateBuilder(object):
             principals[short_name] = dict(p, role_id=roles[p["role"]]["id"], entity=root._moId, propagate=True)
         return roles, principals
 
+    def build_accounts(self, vms):
+        """The guide's roles, granted to ACCOUNTS and GROUPS where each says; returns (roles, accounts)."""
+        auth = self.content.authorizationManager
+        roles = {}
+        for name, privileges in sorted(GUIDE_ROLES.items()):
+            role_id = auth.AddAuthorizationRole(name=name, privIds=privileges)
+            roles[name] = {"id": role_id, "privileges": sorted(next(r for r in auth.roleList if r.roleId == role_id).privilege)}
+        role_ids = dict((name, role["id"]) for name, role in roles.items())
+        role_ids.update(SYSTEM_ROLES)
+        entities = {"root": self.content.rootFolder, "datacenter": self.datacenter, "vm_folder": self.vm_folder,
+                    "resource_pool": self.resource_pool, "cluster": self.cluster}
+        for name, vm in vms.items():
+            entities[name] = vim.VirtualMachine(vm["moid"], self.si._stub)
+        grants = [(principal_of(a["login"]), False, grant) for a in ACCOUNTS.values() for grant in a["grants"]]
+        grants += [(group, True, grant) for group, group_grants in GROUP_GRANTS.items() for grant in group_grants]
+        # SetEntityPermissions adds to (or updates) the entity's permissions, principal by principal.
+        for principal, group, (entity, role, propagate) in grants:
+            auth.SetEntityPermissions(entity=entities[entity], permission=[vim.AuthorizationManager.Permission(
+                entity=entities[entity], principal=principal, group=group, roleId=role_ids[role], propagate=propagate)])
+        accounts = {}
+        for short_name, account in ACCOUNTS.items():
+            accounts[short_name] = dict(account, principal=principal_of(account["login"]),
+                                        grants=[{"entity": entities[e]._moId, "role": r, "propagate": p}
+                                                for e, r, p in account["grants"]])
+        return roles, accounts
+
 
 def build_estate(si):
     builder = EstateBuilder(si)
@@ -315,6 +450,8 @@ def build_estate(si):
         "plain-proxy01": builder.build_vm("plain-proxy01", encrypt=False),
     }
     roles, principals = builder.build_roles()
+    guide_roles, accounts = builder.build_accounts(vms)
+    roles.update(guide_roles)
     return {
         "datacenter": {"name": builder.datacenter.name, "moid": builder.datacenter._moId},
         "cluster": {"name": builder.cluster.name, "moid": builder.cluster._moId},
@@ -328,4 +465,6 @@ def build_estate(si):
         "proxies": {"encrypted": "crypt-proxy01", "plain": "plain-proxy01"},
         "roles": roles,
         "principals": principals,
+        "accounts": accounts,
+        "groups": estate_groups(),
     }

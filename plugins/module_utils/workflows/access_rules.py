@@ -66,19 +66,21 @@ def _describe(missing, entity_names):
                      for role, privileges in sorted(missing.items()))
 
 
-def decide(phase, transports, vm_encrypted, proxy_encrypted, granted, entity_names=None):
+def decide(phase, transports, vm_encrypted, proxy_encrypted, granted, entity_names=None, register_host=False):
     """Apply the rules and the privileges to each requested transport.
 
     ``granted`` maps an entity role to the privileges held there; a role it
     lacks had no entity to check and is named in ``unchecked_roles``.
-    ``proxy_encrypted`` is None when no proxy VM was given.
+    ``proxy_encrypted`` is None when no proxy VM was given.  ``register_host``:
+    creating the (encrypted) VM must put a host in encryption mode.
     """
     catalog.validate(phase, transports)
     entity_names = entity_names or {}
     reasons = []
     allowed = []
     refused = []
-    base_missing = _missing(catalog.base_requirements(phase, vm_encrypted), granted)
+    base = catalog.base_requirements(phase, vm_encrypted, register_host)
+    base_missing = _missing(base, granted)
     all_missing = dict(base_missing)
     if base_missing:
         reasons.append("every transport needs %s" % _describe(base_missing, entity_names))
@@ -101,7 +103,7 @@ def decide(phase, transports, vm_encrypted, proxy_encrypted, granted, entity_nam
                             % _describe(base_missing, entity_names)})
         elif transport not in allowed:
             allowed.append(transport)
-    required_roles = set(catalog.base_requirements(phase, vm_encrypted))
+    required_roles = set(base)
     for transport in allowed:
         required_roles |= set(catalog.transport_requirements(phase, transport, vm_encrypted))
     unchecked = required_roles - set(granted)
