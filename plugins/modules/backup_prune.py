@@ -86,10 +86,10 @@ kept_backups:
   type: list
   elements: dict
   contains:
-    backup_id:
+    backup_id: &backup_id
       description: The backup.
       type: str
-    vm:
+    vm: &vm
       description: Identity of the VM as recorded at backup time (C(name), C(uuid), ...).
       type: dict
     reasons:
@@ -103,12 +103,8 @@ removed_backups:
   type: list
   elements: dict
   contains:
-    backup_id:
-      description: The backup.
-      type: str
-    vm:
-      description: Identity of the VM as recorded at backup time (C(name), C(uuid), ...).
-      type: dict
+    backup_id: *backup_id
+    vm: *vm
 abandoned_staged_backups:
   description: Staged backups deleted (or that would be).
   returned: always
