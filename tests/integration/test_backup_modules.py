@@ -11,7 +11,7 @@ import os
 
 from pyVmomi import vim
 
-from estate import ENCRYPTION_POLICY_ID, ENCRYPTION_POLICY_NAME
+from estate import ENCRYPTION_POLICY_ID, ENCRYPTION_POLICY_NAME, wait_for_task
 from estate_nvram import write_nvram
 from playbook import run_playbook
 from test_disk_transfer import PASSWORD, open_repository, repository, snapshot_trees  # noqa: F401 (fixture)
@@ -159,7 +159,6 @@ def test_an_encrypted_vm_without_bundle_is_captured_with_a_warning(tmp_path, vcs
     bundle = estate["vms"]["crypt-vm01"]["bundle"]
     reconfigure = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(extraConfig=[
         vim.option.OptionValue(key="encryption.bundle", value="")]))
-    from estate import wait_for_task
     wait_for_task(reconfigure)
     try:
         run = run_tasks(tmp_path, vcsim, [{"name": "capture", "vmcrypt.backup.metadata_capture": {
