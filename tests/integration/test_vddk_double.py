@@ -12,7 +12,6 @@ standing for a process that was (the tests of vddk/process.py and the
 ansible-playbook runs show the real thing: a process that re-runs itself).
 """
 import ctypes
-import json
 import os
 import subprocess
 import sys
@@ -446,7 +445,7 @@ def export_through_the_engine(library, client, estate, disk, repository_dir, war
 
 @pytest.mark.parametrize("fault", ["unsupported", "whole"])
 def test_allocated_blocks_that_cannot_tell_mean_a_full_read_with_a_warning(library, client, estate, double, disks,
-                                                                          tmp_path, fault):
+                                                                           tmp_path, fault):
     disk = disks[0]
     put(disk["flat"], 3 * 1024 * 1024, pattern(11, CHUNK))
     double.write(fault__query_blocks=fault)
@@ -523,9 +522,9 @@ def test_prepare_for_access_gives_up_after_its_attempts(library, client, estate,
     with pytest.raises(VddkError) as caught:
         library.prepare_for_access(target, attempts=3, delay=0, sleep=lambda seconds: None)
     assert caught.value.code == 5
-    assert str(caught.value).startswith("preparing access to %s (%s) (RelocateVM_Task disabled for the backup), "
-                                        "3 attempts: VixDiskLib_PrepareForAccess failed" % (client.hostname,
-                                                                                           target.vm_moref))
+    expected = ("preparing access to %s (%s) (RelocateVM_Task disabled for the backup), 3 attempts: "
+                "VixDiskLib_PrepareForAccess failed" % (client.hostname, target.vm_moref))
+    assert str(caught.value).startswith(expected)
     assert str(caught.value).endswith("VixDiskLib_EndAccess with the same identity re-enables it")
     assert len(double.calls("PrepareForAccess")) == 3
 
