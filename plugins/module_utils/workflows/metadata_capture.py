@@ -138,8 +138,8 @@ class MetadataCapture:
             bundle = secrets.get("encryption_bundle")
             staged.put_metadata(metadata, secrets={ENCRYPTION_BUNDLE_KEY: bundle} if bundle else {})
             nvram = self._capture_nvram(staged, record)
-            warnings = capture_warnings(facts["name"], record, policy_warnings, nvram_missing=nvram is None and
-                                        record["nvram_path"] is not None)
+            nvram_missing = nvram is None and record["nvram_path"] is not None
+            warnings = capture_warnings(facts["name"], record, policy_warnings, nvram_missing=nvram_missing)
             for warning in warnings:
                 staged.add_warning(warning)
             committed = staged.commit() is not None if commit else False
