@@ -334,6 +334,21 @@ func (m *authorizationManager) hasPrivilege(ctx *simulator.Context, entity types
 	return m.privileges(ctx, entity, sessionUser(ctx))[privilege]
 }
 
+// requirePrivilege is the NoPermission fault vCenter answers when the
+// session user lacks privilege on entity, or nil. Without the launcher's
+// authorization (Go tests of other handlers) everything is allowed.
+func requirePrivilege(ctx *simulator.Context, entity types.ManagedObjectReference, privilege string) *soap.Fault {
+	manager, ok := ctx.Map.Get(types.ManagedObjectReference{Type: "AuthorizationManager", Value: "AuthorizationManager"}).(*authorizationManager)
+	if !ok || ctx.Session == nil || manager.hasPrivilege(ctx, entity, privilege) {
+		return nil
+	}
+	return simulator.Fault(fmt.Sprintf("%s lacks %s on %s", sessionUser(ctx), privilege, entity.Value), &types.NoPermission{
+		Object:            &entity,
+		PrivilegeId:       privilege,
+		MissingPrivileges: []types.NoPermissionEntityPrivileges{{Entity: entity, PrivilegeIds: []string{privilege}}},
+	})
+}
+
 func (m *authorizationManager) availability(ctx *simulator.Context, entities []types.ManagedObjectReference, user string, privIDs []string) []types.EntityPrivilege {
 	var result []types.EntityPrivilege
 	for _, entity := range entities {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -210,4 +211,29 @@ func TestSetEntityPermissionsUpdatesOnePrincipalAndKeepsTheOthers(t *testing.T) 
 func TestAdministratorHoldsEverything(t *testing.T) {
 	bed := newAuthBed(t, nil)
 	expect(t, bed.held("administrator@vsphere.local"), "Cryptographer.Access", "VirtualMachine.Provisioning.DiskRandomRead", "VirtualMachine.State.CreateSnapshot")
+}
+
+// vSphere API reference, VirtualMachine.QueryChangedDiskAreas: "Required
+// privileges: VirtualMachine.Provisioning.DiskRandomRead".
+func TestQueryChangedDiskAreasNeedsDiskRandomRead(t *testing.T) {
+	bed := newAuthBed(t, nil)
+	tracker := installChangeTracking(bed.model)
+	bed.grant(bed.vm.Self, "VSPHERE.LOCAL\\snapshots", false, "snapshot", false)
+	bed.grant(bed.vm.Self, "VSPHERE.LOCAL\\reader", false, "read", false)
+	query := func(user string) soap.HasFault {
+		ctx := &simulator.Context{Map: bed.model.Map(), Session: &simulator.Session{UserSession: types.UserSession{UserName: user}}}
+		return tracker.QueryChangedDiskAreas(ctx, &types.QueryChangedDiskAreas{This: bed.vm.Self, DeviceKey: 2000, ChangeId: "*"})
+	}
+	denied := query("snapshots@vsphere.local").Fault()
+	if denied == nil {
+		t.Fatal("a user without DiskRandomRead queried changed areas")
+	}
+	if fault, ok := denied.VimFault().(*types.NoPermission); !ok || fault.PrivilegeId != "VirtualMachine.Provisioning.DiskRandomRead" {
+		t.Fatalf("want NoPermission for DiskRandomRead, got %#v", denied.VimFault())
+	}
+	if allowed := query("reader@vsphere.local").Fault(); allowed != nil {
+		if _, ok := allowed.VimFault().(*types.NoPermission); ok {
+			t.Fatalf("a user with DiskRandomRead was refused: %v", allowed.String)
+		}
+	}
 }

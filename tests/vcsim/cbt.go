@@ -416,6 +416,12 @@ type queriedDisk struct {
 
 func (t *changeTracker) QueryChangedDiskAreas(ctx *simulator.Context, req *types.QueryChangedDiskAreas) soap.HasFault {
 	body := &methods.QueryChangedDiskAreasBody{}
+	// vSphere API reference, VirtualMachine.QueryChangedDiskAreas: "Required
+	// privileges: VirtualMachine.Provisioning.DiskRandomRead".
+	if fault := requirePrivilege(ctx, req.This, "VirtualMachine.Provisioning.DiskRandomRead"); fault != nil {
+		body.Fault_ = fault
+		return body
+	}
 	info, fault := t.query(ctx, req)
 	if fault != nil {
 		body.Fault_ = fault
