@@ -89,8 +89,9 @@ class AccessCheck:
     def _vms(self, vm, proxy_vm):
         """(VM properties, proxy properties), either None when not given, in one round trip."""
         wanted = [item for item in (vm, proxy_vm) if item is not None]
-        found = dict((item.moid, item) for item in retrieve(self.client, vim.VirtualMachine, VM_PATHS,
-                                                              objects=wanted)) if wanted else {}
+        found = {}
+        if wanted:
+            found = dict((item.moid, item) for item in retrieve(self.client, vim.VirtualMachine, VM_PATHS, objects=wanted))
         return tuple(found.get(item._moId) if item is not None else None for item in (vm, proxy_vm))
 
     def _names(self, entities):

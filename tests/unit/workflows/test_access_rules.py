@@ -191,11 +191,11 @@ def test_hosts_need_disable_and_enable_methods():
 
 def test_hotadd_needs_add_new_disk_on_the_proxy_and_space_on_its_datastore():
     granted = dict(GUIDE_BACKUP, **GUIDE_PROXY)
-    decision = decide("backup", ["hotadd", "nbdssl"], True, True, without(granted, "proxy_vm",
-                                                                           "VirtualMachine.Config.AddNewDisk"))
+    lacking = without(granted, "proxy_vm", "VirtualMachine.Config.AddNewDisk")
+    decision = decide("backup", ["hotadd", "nbdssl"], True, True, lacking)
     assert decision.missing_privileges == {"proxy_vm": ["VirtualMachine.Config.AddNewDisk"]}
-    decision = decide("backup", ["hotadd", "nbdssl"], True, True, without(granted, "proxy_datastore",
-                                                                           "Datastore.AllocateSpace"))
+    lacking = without(granted, "proxy_datastore", "Datastore.AllocateSpace")
+    decision = decide("backup", ["hotadd", "nbdssl"], True, True, lacking)
     assert decision.allowed_transports == ["nbdssl"]
     assert decision.missing_privileges == {"proxy_datastore": ["Datastore.AllocateSpace"]}
 
@@ -211,8 +211,8 @@ def test_writing_an_existing_vm_needs_disk_access_on_that_vm_not_the_create_set(
     decision = decide("restore", ["nbdssl"], True, None, RESTORE_EXISTING)
     assert decision.allowed_transports == ["nbdssl"]
     assert decision.unchecked_roles == []
-    decision = decide("restore", ["nbdssl"], True, None, without(RESTORE_EXISTING, "vm",
-                                                                "VirtualMachine.Provisioning.DiskRandomAccess"))
+    lacking = without(RESTORE_EXISTING, "vm", "VirtualMachine.Provisioning.DiskRandomAccess")
+    decision = decide("restore", ["nbdssl"], True, None, lacking)
     assert decision.missing_privileges == {"vm": ["VirtualMachine.Provisioning.DiskRandomAccess"]}
 
 
