@@ -17,6 +17,7 @@ __metaclass__ = type
 
 import errno
 import os
+import stat as stat_module
 import uuid
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
@@ -24,9 +25,12 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors i
     BackendError,
     MissingDataError,
     RepositoryFullError,
+    UnsafeFileError,
 )
 
 TEMP_PREFIX = ".tmp-"
+# What a read returns at most when the caller names no smaller limit.
+DEFAULT_MAX_READ = 1 << 30
 
 
 class Backend(object):
@@ -44,14 +48,19 @@ class Backend(object):
         """
         raise NotImplementedError
 
-    def get(self, name):
+    def get(self, name, max_size=None):
+        """The bytes of regular file ``name``; a link, FIFO, device or a file above ``max_size`` is refused."""
         raise NotImplementedError
 
     def exists(self, name):
         raise NotImplementedError
 
-    def list(self, prefix):
-        """Names of the files directly below folder ``prefix`` (no temp files)."""
+    def list(self, prefix, irregular=None):
+        """Names of the regular files directly below folder ``prefix`` (no temp files).
+
+        Links, FIFOs and devices are never listed; their names are appended
+        to ``irregular`` when it is a list.
+        """
         raise NotImplementedError
 
     def walk(self, prefix):
@@ -66,7 +75,15 @@ class Backend(object):
         raise NotImplementedError
 
     def stat(self, name):
-        """(size in bytes, modification time as epoch seconds) of ``name``."""
+        """(size in bytes, modification time by the storage's clock) of regular file ``name``."""
+        raise NotImplementedError
+
+    def touch(self, name):
+        """Set the modification time of regular file ``name`` to the storage's now, without rewriting it."""
+        raise NotImplementedError
+
+    def now(self):
+        """The storage's clock: the modification time of a file created for the purpose."""
         raise NotImplementedError
 
     def list_dirs(self, prefix):
@@ -99,6 +116,24 @@ class _AlreadyThere(Exception):
     pass
 
 
+class _Entry(object):
+    """One name of a folder listing: what it is, read while the folder was open."""
+
+    __slots__ = ("name", "file", "dir", "size")
+
+    def __init__(self, name, is_file, is_dir, size):
+        self.name = name
+        self.file = is_file
+        self.dir = is_dir
+        self.size = size
+
+    def is_file(self, follow_symlinks=False):  # pylint: disable=unused-argument
+        return self.file
+
+    def is_dir(self, follow_symlinks=False):  # pylint: disable=unused-argument
+        return self.dir
+
+
 def _check_name(name):
     parts = name.split("/")
     if not name or name.startswith("/") or any(part in ("", ".", "..") for part in parts):
@@ -109,62 +144,100 @@ def _check_name(name):
 def _os_error(error, action, name):
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return RepositoryFullError("no space left in the repository while %s %s" % (action, name))
+    if error.errno in (errno.ELOOP, errno.ENOTDIR):
+        return UnsafeFileError("repository path %s is a link or not a folder where a folder belongs; "
+                               "the repository never follows links" % name)
     return BackendError("I/O error while %s %s: %s" % (action, name, error.strerror or error))
 
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+
+
 class LocalBackend(Backend):
-    """A directory on a local or mounted file system."""
+    """A directory on a local or mounted file system.
+
+    The root may itself be a link (an administrator's choice); below it
+    nothing is ever followed: folders are opened one component at a time
+    with ``O_NOFOLLOW`` and files are named relative to their folder's
+    descriptor, so a link planted anywhere in the repository is neither
+    read, listed, written through nor deleted through.
+    """
 
     def __init__(self, root, fsync=True):
         self.root = os.path.abspath(root)
         self.location = self.root
         self.fsync = fsync
-        self._made_dirs = set()
 
-    def _path(self, name):
-        return os.path.join(self.root, *_check_name(name))
-
-    def _ensure_dir(self, directory):
-        if directory in self._made_dirs:
-            return
+    def _open_dir(self, parts, create=False):
+        """A descriptor of folder ``root/parts...``; ENOENT when absent (``create`` makes it)."""
+        if create and not os.path.isdir(self.root):
+            try:
+                os.makedirs(self.root, mode=0o700)
+            except OSError as error:
+                if error.errno != errno.EEXIST:
+                    raise
+        fd = os.open(self.root, os.O_RDONLY | _CLOEXEC)
         try:
-            os.makedirs(directory, mode=0o700)
-        except OSError as error:
-            if error.errno != errno.EEXIST:
-                raise
-        self._made_dirs.add(directory)
+            for part in parts:
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as error:
+                    if error.errno != errno.ENOENT or not create:
+                        raise
+                    try:
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                    except OSError as made:
+                        if made.errno != errno.EEXIST:
+                            raise
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
-    def _fsync_dir(self, directory):
+    @staticmethod
+    def _regular(info, name, max_size=None):
+        if not stat_module.S_ISREG(info.st_mode):
+            raise UnsafeFileError("repository file %s is not a regular file (a link, FIFO, device or folder); "
+                                  "it is never read or followed" % name)
+        if max_size is not None and info.st_size > max_size:
+            raise UnsafeFileError("repository file %s has %d bytes, more than the %d it may have"
+                                  % (name, info.st_size, max_size))
+        return info
+
+    def _fsync_dir(self, fd):
         if not self.fsync:
-            return
-        try:
-            fd = os.open(directory, os.O_RDONLY)
-        except OSError:
             return
         try:
             os.fsync(fd)
         except OSError:
             pass  # some network file systems refuse fsync on directories
-        finally:
-            os.close(fd)
 
     def put(self, name, data, overwrite=True, durable=True):
-        path = self._path(name)
-        directory = os.path.dirname(path)
-        if not overwrite and os.path.exists(path):
-            return False
-        temp = os.path.join(directory, TEMP_PREFIX + uuid.uuid4().hex)
+        parts = _check_name(name)
+        leaf = parts[-1]
+        temp = TEMP_PREFIX + uuid.uuid4().hex
+        dfd = None
+        created = False
         try:
-            self._ensure_dir(directory)
+            dfd = self._open_dir(parts[:-1], create=True)
+            if not overwrite and self._lexists(leaf, dfd):
+                return False
             try:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dfd)
             except OSError as error:
                 if error.errno != errno.ENOENT:
                     raise
-                # the folder was removed since we made it (by us or another process)
-                self._made_dirs.discard(directory)
-                self._ensure_dir(directory)
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                # the folder was removed since we opened it (by us or another process)
+                os.close(dfd)
+                dfd = None
+                dfd = self._open_dir(parts[:-1], create=True)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dfd)
+            created = True
             try:
                 view = memoryview(data)
                 while view:
@@ -174,33 +247,48 @@ class LocalBackend(Backend):
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            if overwrite or not self._link(temp, path):
-                os.rename(temp, path)
+            if overwrite or not self._link(temp, leaf, dfd):
+                os.rename(temp, leaf, src_dir_fd=dfd, dst_dir_fd=dfd)
             else:
-                os.unlink(temp)
+                os.unlink(temp, dir_fd=dfd)
+            created = False
+            if durable:
+                self._fsync_dir(dfd)
         except _AlreadyThere:
-            os.unlink(temp)
+            os.unlink(temp, dir_fd=dfd)
             return False
         except OSError as error:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+            if created:
+                try:
+                    os.unlink(temp, dir_fd=dfd)
+                except OSError:
+                    pass
             raise _os_error(error, "writing", name)
-        if durable:
-            self._fsync_dir(directory)
+        finally:
+            if dfd is not None:
+                os.close(dfd)
         return True
 
     @staticmethod
-    def _link(temp, path):
-        """Publish ``temp`` at ``path`` only if ``path`` is absent (True when linked).
+    def _lexists(leaf, dfd):
+        try:
+            os.stat(leaf, dir_fd=dfd, follow_symlinks=False)
+        except OSError as error:
+            if error.errno == errno.ENOENT:
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _link(temp, leaf, dfd):
+        """Publish ``temp`` at ``leaf`` only if ``leaf`` is absent (True when linked).
 
         Hard links give an atomic "create if absent"; file systems without
         them (some SMB mounts) fall back to rename, which is still correct for
         content-addressed files.
         """
         try:
-            os.link(temp, path)
+            os.link(temp, leaf, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
         except OSError as error:
             if error.errno == errno.EEXIST:
                 raise _AlreadyThere()
@@ -209,100 +297,188 @@ class LocalBackend(Backend):
             raise
         return True
 
-    def get(self, name):
+    def _at(self, name, action, body, missing=None):
+        """Run ``body(leaf, folder descriptor)`` for ``name``; a missing folder or file calls ``missing``."""
+        parts = _check_name(name)
         try:
-            with open(self._path(name), "rb") as handle:
-                return handle.read()
+            dfd = self._open_dir(parts[:-1])
         except OSError as error:
-            if error.errno == errno.ENOENT:
-                raise MissingDataError("repository file %s is missing" % name)
-            raise _os_error(error, "reading", name)
+            if error.errno == errno.ENOENT and missing is not None:
+                return missing()
+            raise _os_error(error, action, name)
+        try:
+            return body(parts[-1], dfd)
+        except OSError as error:
+            if error.errno == errno.ENOENT and missing is not None:
+                return missing()
+            raise _os_error(error, action, name)
+        finally:
+            os.close(dfd)
+
+    def _missing(self, name):
+        def raise_missing():
+            raise MissingDataError("repository file %s is missing" % name)
+        return raise_missing
+
+    def get(self, name, max_size=None):
+        limit = DEFAULT_MAX_READ if max_size is None else max_size
+
+        def read(leaf, dfd):
+            self._regular(os.stat(leaf, dir_fd=dfd, follow_symlinks=False), name, limit)
+            fd = os.open(leaf, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC, dir_fd=dfd)
+            try:
+                self._regular(os.fstat(fd), name, limit)
+                chunks = []
+                remaining = limit + 1
+                while remaining > 0:
+                    data = os.read(fd, min(remaining, 1 << 24))
+                    if not data:
+                        break
+                    chunks.append(data)
+                    remaining -= len(data)
+            finally:
+                os.close(fd)
+            blob = b"".join(chunks)
+            if len(blob) > limit:
+                raise UnsafeFileError("repository file %s grew beyond the %d bytes it may have" % (name, limit))
+            return blob
+        return self._at(name, "reading", read, self._missing(name))
 
     def exists(self, name):
-        return os.path.exists(self._path(name))
+        def regular(leaf, dfd):
+            return stat_module.S_ISREG(os.stat(leaf, dir_fd=dfd, follow_symlinks=False).st_mode)
+        return self._at(name, "reading", regular, lambda: False)
 
-    def list(self, prefix):
-        path = self._path(prefix)
+    def _scan(self, prefix, sizes=False):
+        """[_Entry] directly below folder ``prefix`` ("" is the root), sorted; [] when it is absent.
+
+        The kinds come from the folder listing (``lstat`` where it is silent):
+        a link is a link, never what it points to.
+        """
+        parts = _check_name(prefix) if prefix else []
         try:
-            entries = sorted(os.listdir(path))
+            dfd = self._open_dir(parts)
         except OSError as error:
             if error.errno == errno.ENOENT:
                 return []
-            raise _os_error(error, "listing", prefix)
-        return [prefix + "/" + entry for entry in entries if not entry.startswith(TEMP_PREFIX)]
+            raise _os_error(error, "listing", prefix or ".")
+        result = []
+        try:
+            with os.scandir(dfd) as entries:
+                for entry in entries:
+                    try:
+                        is_file = entry.is_file(follow_symlinks=False)
+                        size = entry.stat(follow_symlinks=False).st_size if sizes and is_file else 0
+                        result.append(_Entry(entry.name, is_file, entry.is_dir(follow_symlinks=False), size))
+                    except OSError:
+                        continue  # removed while listing
+        except OSError as error:
+            raise _os_error(error, "listing", prefix or ".")
+        finally:
+            os.close(dfd)
+        return sorted(result, key=lambda entry: entry.name)
+
+    @staticmethod
+    def _join(prefix, entry):
+        return prefix + "/" + entry if prefix else entry
+
+    def list(self, prefix, irregular=None):
+        names = []
+        for entry in self._scan(prefix):
+            if entry.name.startswith(TEMP_PREFIX):
+                continue
+            if entry.is_file(follow_symlinks=False):
+                names.append(self._join(prefix, entry.name))
+            elif irregular is not None and not entry.is_dir(follow_symlinks=False):
+                irregular.append(self._join(prefix, entry.name))
+        return names
 
     def list_dirs(self, prefix):
-        """Names of the folders directly below folder ``prefix``."""
-        path = self._path(prefix)
-        try:
-            entries = sorted(os.listdir(path))
-        except OSError as error:
-            if error.errno == errno.ENOENT:
-                return []
-            raise _os_error(error, "listing", prefix)
-        return [prefix + "/" + entry for entry in entries if os.path.isdir(os.path.join(path, entry))]
+        """Names of the folders directly below folder ``prefix`` (never links to folders)."""
+        return [self._join(prefix, entry.name) for entry in self._scan(prefix) if entry.is_dir(follow_symlinks=False)]
+
+    def _walk(self, prefix, temp, sizes=False):
+        """Regular files below ``prefix``, recursively, not entering links: ``temp`` picks temporary or other files."""
+        found = []
+        pending = [prefix]
+        while pending:
+            folder = pending.pop()
+            for entry in self._scan(folder, sizes):
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(self._join(folder, entry.name))
+                elif entry.is_file(follow_symlinks=False) and entry.name.startswith(TEMP_PREFIX) == temp:
+                    found.append((self._join(folder, entry.name), entry))
+        return sorted(found, key=lambda pair: pair[0])
 
     def walk(self, prefix):
-        base = self._path(prefix)
-        names = []
-        for directory, _subdirs, files in os.walk(base):
-            relative = os.path.relpath(directory, self.root).replace(os.sep, "/")
-            for entry in files:
-                if not entry.startswith(TEMP_PREFIX):
-                    names.append(relative + "/" + entry)
-        return sorted(names)
+        return [name for name, _entry in self._walk(prefix, temp=False)]
 
     def delete(self, name):
-        try:
-            os.unlink(self._path(name))
-        except OSError as error:
-            if error.errno != errno.ENOENT:
-                raise _os_error(error, "deleting", name)
+        """Remove ``name`` (a link is removed itself, never what it points to); a missing file is not an error."""
+        self._at(name, "deleting", lambda leaf, dfd: os.unlink(leaf, dir_fd=dfd), lambda: None)
 
     def delete_dir(self, prefix):
-        """Remove an empty folder; a missing one is not an error."""
-        path = self._path(prefix)
-        self._made_dirs.discard(path)
-        try:
-            os.rmdir(path)
-        except OSError as error:
-            if error.errno not in (errno.ENOENT, errno.ENOTEMPTY):
-                raise _os_error(error, "deleting", prefix)
+        """Remove an empty folder; a missing or non-empty one (or a link) is left alone."""
+        def remove(leaf, dfd):
+            try:
+                os.rmdir(leaf, dir_fd=dfd)
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                    raise
+        self._at(prefix, "deleting", remove, lambda: None)
 
     def rename(self, source, target):
-        target_path = self._path(target)
+        source_parts = _check_name(source)
+        target_parts = _check_name(target)
+        source_fd = target_fd = None
         try:
-            self._ensure_dir(os.path.dirname(target_path))
-            os.rename(self._path(source), target_path)
-        except OSError as error:
-            raise _os_error(error, "renaming", source)
-        self._fsync_dir(os.path.dirname(target_path))
-
-    def stat(self, name):
-        try:
-            result = os.stat(self._path(name))
+            source_fd = self._open_dir(source_parts[:-1])
+            target_fd = self._open_dir(target_parts[:-1], create=True)
+            os.rename(source_parts[-1], target_parts[-1], src_dir_fd=source_fd, dst_dir_fd=target_fd)
+            self._fsync_dir(target_fd)
         except OSError as error:
             if error.errno == errno.ENOENT:
-                raise MissingDataError("repository file %s is missing" % name)
-            raise _os_error(error, "reading", name)
-        return result.st_size, result.st_mtime
+                raise MissingDataError("repository file %s is missing" % source)
+            raise _os_error(error, "renaming", source)
+        finally:
+            for fd in (source_fd, target_fd):
+                if fd is not None:
+                    os.close(fd)
+
+    def stat(self, name):
+        def lstat(leaf, dfd):
+            info = self._regular(os.stat(leaf, dir_fd=dfd, follow_symlinks=False), name)
+            return info.st_size, info.st_mtime
+        return self._at(name, "reading", lstat, self._missing(name))
+
+    def touch(self, name):
+        def touch(leaf, dfd):
+            self._regular(os.stat(leaf, dir_fd=dfd, follow_symlinks=False), name)
+            os.utime(leaf, dir_fd=dfd, follow_symlinks=False)  # no times: the storage sets its own now
+        self._at(name, "touching", touch, self._missing(name))
+
+    def now(self):
+        temp = TEMP_PREFIX + uuid.uuid4().hex
+        try:
+            dfd = self._open_dir([], create=True)
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dfd)
+                try:
+                    return os.fstat(fd).st_mtime
+                finally:
+                    os.close(fd)
+                    os.unlink(temp, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+        except OSError as error:
+            raise _os_error(error, "reading the clock of", self.root)
 
     def temp_files(self):
-        names = []
-        for directory, _subdirs, files in os.walk(self.root):
-            relative = os.path.relpath(directory, self.root).replace(os.sep, "/")
-            for entry in files:
-                if entry.startswith(TEMP_PREFIX):
-                    names.append(entry if relative == "." else relative + "/" + entry)
-        return names
+        return [name for name, _entry in self._walk("", temp=True)]
 
     def delete_temp(self, name):
         """Remove a temporary file named by ``temp_files``."""
-        try:
-            os.unlink(os.path.join(self.root, *name.split("/")))
-        except OSError as error:
-            if error.errno != errno.ENOENT:
-                raise _os_error(error, "deleting", name)
+        self.delete(name)
 
     def is_repository_root_usable(self):
         """True when a repository may be created here: nothing there, an empty
@@ -312,23 +488,18 @@ class LocalBackend(Backend):
             return True
         if not os.path.isdir(self.root):
             return False
-        entries = os.listdir(self.root)
-        if entries == ["keys"]:
-            keys = os.path.join(self.root, "keys")
-            return os.path.isdir(keys) and all(os.path.isfile(os.path.join(keys, name)) for name in os.listdir(keys))
+        entries = self._scan("")
+        if [entry.name for entry in entries] == ["keys"]:
+            if not entries[0].is_dir(follow_symlinks=False):
+                return False
+            return all(entry.is_file(follow_symlinks=False) for entry in self._scan("keys"))
         return not entries
 
     def total_size(self, prefix):
-        """(file count, bytes) below ``prefix``."""
+        """(file count, bytes) of the regular files below ``prefix``."""
         count = 0
         size = 0
-        for directory, _subdirs, files in os.walk(self._path(prefix) if prefix else self.root):
-            for entry in files:
-                if entry.startswith(TEMP_PREFIX):
-                    continue
-                try:
-                    size += os.stat(os.path.join(directory, entry)).st_size
-                    count += 1
-                except OSError:
-                    pass
+        for _name, entry in self._walk(prefix, temp=False, sizes=True):
+            size += entry.size
+            count += 1
         return count, size

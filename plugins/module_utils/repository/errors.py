@@ -56,3 +56,7 @@ class LockedError(RepositoryError):
 
 class BackupNotFoundError(RepositoryError, NotFoundError):
     """No committed or staged backup with that id."""
+
+
+class UnsafeFileError(IntegrityError):
+    """A repository path is a link, a FIFO, a device or larger than its kind can be: never followed or read."""
