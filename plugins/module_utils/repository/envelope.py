@@ -3,17 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one encrypted file layout of the repository.
 
-Every encrypted file (chunk, manifest, staged part) is::
+Every encrypted file (chunk, manifest, staged part, head record) is::
 
-    HEADER (8 bytes) || NONCE (12 bytes) || CIPHERTEXT || TAG (16 bytes)
+    HEADER (8 bytes) || SALT (16 bytes) || NONCE (12 bytes) || CIPHERTEXT || TAG (16 bytes)
     HEADER = MAGIC (4 bytes) || VERSION (u8) || FLAGS (u8) || RESERVED (u16 BE, 0)
 
-encrypted with AES-256-GCM under the repository's data encryption key, with
-``HEADER || CONTEXT`` as associated data.  CONTEXT names what the file is
-(the chunk id, the backup id, the part name), so a file moved to another
-name fails authentication.  The nonce is 96 random bits from the OS for every
-file written.  FLAGS bit 0 means the plaintext was zstd compressed before
-encryption.
+encrypted with AES-256-GCM under a key of its own, HKDF-SHA256(the
+repository's encryption key, SALT), with ``HEADER || CONTEXT`` as associated
+data.  SALT and NONCE are random for every file written, so each GCM key
+encrypts one message and no repository-wide nonce budget exists.  CONTEXT
+names what the file is (the chunk id, the backup id, the part name), so a
+file moved to another name fails authentication.  FLAGS bit 0 means the
+plaintext was zstd compressed before encryption.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -39,16 +40,18 @@ try:
 except ImportError:  # reported by the module wrapper
     zstandard = None
 
-VERSION = 1
+VERSION = 2
 FLAG_ZSTD = 0x01
 HEADER = struct.Struct(">4sBBH")
+SALT_SIZE = 16
 NONCE_SIZE = 12
 TAG_SIZE = 16
-OVERHEAD = HEADER.size + NONCE_SIZE + TAG_SIZE
+OVERHEAD = HEADER.size + SALT_SIZE + NONCE_SIZE + TAG_SIZE
 
 MAGIC_CHUNK = b"VMCK"
 MAGIC_MANIFEST = b"VMCM"
 MAGIC_STAGED = b"VMCS"
+MAGIC_HEAD = b"VMCH"
 
 # Compression is kept only when it saves at least this fraction of the size.
 COMPRESSION_MIN_SAVING = 1.0 / 32
@@ -82,15 +85,16 @@ def compress_if_it_pays(data):
     return data, 0
 
 
-def seal(aead, magic, context, data, compress=True):
-    """Encrypt ``data`` into the envelope; ``aead`` is a ``cryptography`` ``AESGCM`` object."""
+def seal(keys, magic, context, data, compress=True):
+    """Encrypt ``data`` into the envelope; ``keys`` is the repository's ``DataKeys``."""
     payload, flags = compress_if_it_pays(data) if compress else (data, 0)
     header = HEADER.pack(magic, VERSION, flags, 0)
-    nonce = os.urandom(NONCE_SIZE)
-    return header + nonce + aead.encrypt(nonce, payload, header + context)
+    random = os.urandom(SALT_SIZE + NONCE_SIZE)
+    salt, nonce = random[:SALT_SIZE], random[SALT_SIZE:]
+    return header + random + keys.file_aead(salt).encrypt(nonce, payload, header + context)
 
 
-def open_sealed(aead, magic, context, blob, what, max_size=None):
+def open_sealed(keys, magic, context, blob, what, max_size=None):
     """Authenticate and decrypt an envelope; raise ``IntegrityError`` on any mismatch."""
     if len(blob) < OVERHEAD:
         raise IntegrityError("%s is truncated (%d bytes)" % (what, len(blob)))
@@ -99,12 +103,14 @@ def open_sealed(aead, magic, context, blob, what, max_size=None):
     if found_magic != magic:
         raise IntegrityError("%s is not a %s file (bad magic)" % (what, magic.decode("ascii")))
     if version != VERSION:
-        raise UnsupportedFormatError("%s has format version %d; this code reads version %d" % (what, version, VERSION))
+        raise UnsupportedFormatError("%s has format version %d; this code reads version %d only" % (what, version, VERSION))
     if reserved or flags & ~FLAG_ZSTD:
         raise IntegrityError("%s has unknown header flags" % what)
-    nonce = bytes(blob[HEADER.size:HEADER.size + NONCE_SIZE])
+    salt = bytes(blob[HEADER.size:HEADER.size + SALT_SIZE])
+    nonce = bytes(blob[HEADER.size + SALT_SIZE:HEADER.size + SALT_SIZE + NONCE_SIZE])
     try:
-        payload = aead.decrypt(nonce, bytes(blob[HEADER.size + NONCE_SIZE:]), header + context)
+        payload = keys.file_aead(salt).decrypt(nonce, bytes(blob[HEADER.size + SALT_SIZE + NONCE_SIZE:]),
+                                               header + context)
     except InvalidTag:
         raise IntegrityError("%s failed authentication (tampered, truncated or from another repository)" % what)
     if flags & FLAG_ZSTD:

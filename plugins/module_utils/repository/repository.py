@@ -41,6 +41,7 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors i
     IntegrityError,
     KeySlotError,
     MissingDataError,
+    RepositoryError,
     RepositoryExistsError,
     RepositoryNotFoundError,
     UnsupportedFormatError,
@@ -48,9 +49,16 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors i
 )
 
 FORMAT_NAME = "vmcrypt.backup repository"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG = "config"
 KEYS_PREFIX = "keys"
+QUARANTINE_PREFIX = "quarantine"
+# A file of this size lets prune take its lock on a full file system (it deletes it first, then writes it again).
+RESERVE = "reserve"
+RESERVE_SIZE = 1 << 20
+MAX_CONFIG_SIZE = 64 << 10
+REPOSITORY_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+CONFIG_MAC_PREFIX = b"vmcrypt.backup config v2\x00"
 DEFAULT_CHUNK_SIZE = 4 << 20
 MIN_CHUNK_SIZE = 4 << 10
 MAX_CHUNK_SIZE = 64 << 20
@@ -77,15 +85,16 @@ def check_chunk_size(chunk_size):
     return chunk_size
 
 
-def _config_mac(id_key_holder, config):
+def _config_mac(data_keys, config):
     body = dict((key, value) for key, value in config.items() if key != "mac")
     data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    return id_key_holder.chunk_id(b"vmcrypt.backup config v1\x00" + data).hex()
+    return data_keys.config_mac(CONFIG_MAC_PREFIX + data).hex()
 
 
 def _read_config(backend):
+    """The plaintext config, its version and fields checked before anything else is read."""
     try:
-        blob = backend.get(CONFIG)
+        blob = backend.get(CONFIG, max_size=MAX_CONFIG_SIZE)
     except MissingDataError:
         raise RepositoryNotFoundError("no repository at %s" % backend.location)
     try:
@@ -94,9 +103,19 @@ def _read_config(backend):
         raise IntegrityError("repository config at %s is not valid JSON" % backend.location)
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
         raise IntegrityError("%s is not a vmcrypt.backup repository" % backend.location)
-    if config.get("version") != FORMAT_VERSION:
-        raise UnsupportedFormatError("repository %s has format version %r; this code reads version %d"
-                                     % (backend.location, config.get("version"), FORMAT_VERSION))
+    version = config.get("version")
+    if version != FORMAT_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version < FORMAT_VERSION:
+            raise UnsupportedFormatError(
+                "repository %s has format version %d, which this collection no longer reads (it reads version %d): "
+                "create a new repository for new backups and read the old one with the collection release that "
+                "wrote it" % (backend.location, version, FORMAT_VERSION))
+        raise UnsupportedFormatError("repository %s has format version %s; this collection reads version %d only"
+                                     % (backend.location, keyslots._short(version), FORMAT_VERSION))
+    if not isinstance(config.get("id"), str) or not REPOSITORY_ID_PATTERN.match(config["id"]):
+        raise IntegrityError("repository config at %s has no valid id (32 hex digits)" % backend.location)
+    if not isinstance(config.get("mac"), str):
+        raise IntegrityError("repository config at %s has no MAC" % backend.location)
     return config
 
 
@@ -107,16 +126,23 @@ def _backend_for(location):
 
 
 class Repository(object):
-    """An open repository.  Create one with ``create`` or ``open``."""
+    """An open repository.  Create one with ``create`` or ``open``.
+
+    ``warnings`` collects one-line notices (a key slot skipped, a chunk
+    quarantined) that a module passes to ``module.warn``.
+    """
 
     lock_wait = 0.0
+    RESERVE = RESERVE
+    RESERVE_SIZE = RESERVE_SIZE
 
-    def __init__(self, backend, config, data_keys, slot_id):
+    def __init__(self, backend, config, data_keys, slot_id, warnings=None):
         self.backend = backend
         self.config = config
         self.keys = data_keys
         self.slot_id = slot_id
-        self.chunks = ChunkStore(backend, data_keys, self.chunk_size)
+        self.warnings = list(warnings or [])
+        self.chunks = ChunkStore(backend, data_keys, self.chunk_size, quarantine_prefix=QUARANTINE_PREFIX)
 
     location = property(lambda self: self.backend.location)
     repository_id = property(lambda self: self.config["id"])
@@ -147,7 +173,7 @@ class Repository(object):
             "id": os.urandom(16).hex(),
             "created": manifest.iso_time(time.time()),
             "chunk_size": chunk_size,
-            "cipher": "AES-256-GCM",
+            "cipher": "AES-256-GCM, a key per file from HKDF-SHA256",
             "chunk_id": "HMAC-SHA256",
             "compression": "zstd",
         }
@@ -156,43 +182,74 @@ class Repository(object):
                                   config["created"], scrypt_params)
         backend.put("%s/%s" % (KEYS_PREFIX, slot["id"]), json.dumps(slot, sort_keys=True, indent=1).encode("utf-8"))
         backend.put(CONFIG, json.dumps(config, sort_keys=True, indent=1).encode("utf-8"), overwrite=False)
+        backend.put(RESERVE, bytes(RESERVE_SIZE))
         return cls(backend, config, data_keys, slot["id"])
 
     @classmethod
     def open(cls, location, credential):
-        """Open with a password or key file; ``WrongKeyError`` if no slot opens.  Writes nothing."""
+        """Open with a password or key file; ``WrongKeyError`` if no slot opens.  Writes nothing.
+
+        An unreadable or hostile key slot (bad JSON, a link or FIFO, scrypt
+        parameters beyond the caps) is skipped with a warning in ``warnings``.
+        """
         backend = _backend_for(location)
         config = _read_config(backend)
-        slots = cls._read_slots(backend)
+        warnings = []
+        slots = cls._read_slots(backend, warnings)
         if not slots:
-            raise IntegrityError("repository %s has no key slots" % backend.location)
+            detail = ": %s" % warnings[0] if warnings else ""
+            raise IntegrityError("repository %s has no readable key slot%s" % (backend.location, detail))
         for slot in slots:
-            data_keys = keyslots.try_open_slot(config["id"], slot, credential)
+            try:
+                data_keys = keyslots.try_open_slot(config["id"], slot, credential)
+            except (IntegrityError, UnsupportedFormatError) as error:
+                warnings.append("key slot %s skipped: %s" % (slot["id"], error))
+                continue
             if data_keys is not None:
-                if not hmac.compare_digest(str(config.get("mac", "")), _config_mac(data_keys, config)):
+                if not hmac.compare_digest(config["mac"], _config_mac(data_keys, config)):
                     raise IntegrityError("repository config at %s was modified" % backend.location)
                 try:
                     check_chunk_size(config["chunk_size"])
                 except (InvalidArgumentError, KeyError, TypeError, ValueError):
                     raise IntegrityError("repository config at %s has an invalid chunk size" % backend.location)
-                return cls(backend, config, data_keys, slot["id"])
+                return cls(backend, config, data_keys, slot["id"], warnings)
         what = "password" if credential.kind == keyslots.KIND_PASSWORD else "key file"
-        raise WrongKeyError("the %s does not open any key slot of repository %s" % (what, backend.location))
+        skipped = " (%d unreadable key slot(s) skipped: %s)" % (len(warnings), warnings[0]) if warnings else ""
+        raise WrongKeyError("the %s does not open any key slot of repository %s%s" % (what, backend.location, skipped))
 
     @staticmethod
-    def _read_slots(backend):
-        return [keyslots.parse_slot(backend.get(name), name) for name in backend.list(KEYS_PREFIX)]
+    def _read_slots(backend, warnings=None):
+        """The readable slots; with ``warnings`` a list, unreadable ones are noted there and skipped."""
+        slots = []
+        irregular = []
+        for name in backend.list(KEYS_PREFIX, irregular=irregular):
+            try:
+                slots.append(keyslots.parse_slot(backend.get(name, max_size=keyslots.MAX_SLOT_SIZE), name))
+            except (IntegrityError, UnsupportedFormatError, MissingDataError) as error:
+                if warnings is None:
+                    raise
+                if not isinstance(error, MissingDataError):
+                    warnings.append("key slot %s skipped: %s" % (name, error))
+        if warnings is not None:
+            warnings.extend("%s skipped: it is not a regular file" % name for name in irregular)
+        return slots
 
     # -- key slots ------------------------------------------------------------
+    def _slots(self):
+        return self._read_slots(self.backend, [])
+
     def key_slots(self):
-        """Public facts of every slot (no salts, no wrapped keys)."""
-        return [keyslots.public_slot(slot) for slot in self._read_slots(self.backend)]
+        """Public facts of every readable slot (no salts, no wrapped keys)."""
+        return [keyslots.public_slot(slot) for slot in self._slots()]
 
     def find_slot(self, credential):
         """Id of the slot ``credential`` opens, or None."""
-        for slot in self._read_slots(self.backend):
-            if keyslots.try_open_slot(self.repository_id, slot, credential) is not None:
-                return slot["id"]
+        for slot in self._slots():
+            try:
+                if keyslots.try_open_slot(self.repository_id, slot, credential) is not None:
+                    return slot["id"]
+            except (IntegrityError, UnsupportedFormatError):
+                continue
         return None
 
     def add_slot(self, credential, label="", scrypt_params=None):
@@ -204,7 +261,7 @@ class Repository(object):
 
     def resolve_slot(self, id_or_label):
         """The slot id named by ``id_or_label`` (id first, then a unique label), or None."""
-        slots = self._read_slots(self.backend)
+        slots = self._slots()
         for slot in slots:
             if slot["id"] == id_or_label:
                 return slot["id"]
@@ -215,7 +272,7 @@ class Repository(object):
 
     def remove_slot(self, slot_id):
         """Remove a slot; the last slot is never removed."""
-        slots = self._read_slots(self.backend)
+        slots = self._slots()
         if slot_id not in [slot["id"] for slot in slots]:
             raise KeySlotError("repository %s has no key slot %s" % (self.location, slot_id))
         if len(slots) == 1:
@@ -239,9 +296,17 @@ class Repository(object):
         staged.info()
         return staged
 
-    def list_staged(self):
+    def storage_now(self):
+        """The storage's clock (this host's when the storage cannot be written to ask it)."""
+        try:
+            return self.backend.now()
+        except RepositoryError:
+            return time.time()
+
+    def list_staged(self, now=None):
         result = []
-        live = dict((info.get("backup_id"), info) for _name, info in locks.live_locks(self.backend))
+        now = self.storage_now() if now is None else now
+        live = dict((info.get("backup_id"), info) for _name, info in locks.live_locks(self.backend, now))
         for name in self.backend.list_dirs(staging.PREFIX):
             backup_id = name.rsplit("/", 1)[-1]
             if not manifest.BACKUP_ID_PATTERN.match(backup_id):
@@ -257,24 +322,39 @@ class Repository(object):
 
     # -- committed backups ---------------------------------------------------------
     def backup_ids(self):
+        """Ids of every committed backup; a manifest name that is not a regular file is listed (reading it fails)."""
         ids = []
-        for name in self.backend.list(manifest.PREFIX):
+        irregular = []
+        names = self.backend.list(manifest.PREFIX, irregular=irregular)
+        for name in names + irregular:
             backup_id = name.rsplit("/", 1)[-1]
             if manifest.BACKUP_ID_PATTERN.match(backup_id):
                 ids.append(backup_id)
         return sorted(ids)
 
     def read_manifest(self, backup_id):
+        return self.read_manifest_file(backup_id)[0]
+
+    def read_manifest_file(self, backup_id):
+        """(Manifest, the manifest file's bytes) of a committed backup."""
         manifest.check_backup_id(backup_id)
         name = "%s/%s" % (manifest.PREFIX, backup_id)
         try:
-            blob = self.backend.get(name)
+            blob = self.backend.get(name, max_size=manifest.MAX_DOCUMENT_SIZE)
         except MissingDataError:
             raise BackupNotFoundError("no backup %s in repository %s" % (backup_id, self.location))
         document = manifest.open_json(self.keys, envelope.MAGIC_MANIFEST, backup_id, blob, "manifest %s" % name)
         if document.get("backup_id") != backup_id or document.get("repository_id") != self.repository_id:
             raise IntegrityError("manifest %s belongs to another backup or repository" % name)
-        return manifest.Manifest(document)
+        return manifest.Manifest(document), blob
+
+    def reading(self, operation="read"):
+        """A shared lock for a reader (a restore, a listing that must stay whole): ``with repo.reading("restore"):``.
+
+        While it is held, prune refuses to run, so no chunk the reader needs
+        disappears under it.
+        """
+        return locks.acquire(self.backend, locks.SHARED, operation, wait=self.lock_wait)
 
     def list_backups(self, vm=None, latest=False, errors=None):
         """Manifests, oldest first; ``vm`` matches name, uuid or instance_uuid; ``latest`` keeps the newest per VM.
@@ -286,6 +366,8 @@ class Repository(object):
         for backup_id in self.backup_ids():
             try:
                 item = self.read_manifest(backup_id)
+            except BackupNotFoundError:
+                continue  # removed by a prune since the listing
             except (IntegrityError, UnsupportedFormatError) as error:
                 if errors is None:
                     raise
@@ -308,16 +390,20 @@ class Repository(object):
         return found[-1] if found else None
 
     def read_disk(self, backup_id, key):
-        """Yield (offset, bytes) for every block of a backed-up disk, zeros included, in order."""
-        index = self.read_manifest(backup_id).disk_index(key)
-        for offset, length, chunk_id in index.extents():
-            if chunk_id is None:
-                yield offset, bytes(length)
-            else:
-                data = self.chunks.get(chunk_id)
-                if len(data) != length:
-                    raise IntegrityError("chunk at offset %d of disk %s has the wrong length" % (offset, key))
-                yield offset, data
+        """Yield (offset, bytes) for every block of a backed-up disk, zeros included, in order.
+
+        Holds a shared lock while it runs, so a prune cannot remove chunks under it.
+        """
+        with self.reading("read disk %s of backup %s" % (key, backup_id)):
+            index = self.read_manifest(backup_id).disk_index(key)
+            for offset, length, chunk_id in index.extents():
+                if chunk_id is None:
+                    yield offset, bytes(length)
+                else:
+                    data = self.chunks.get(chunk_id)
+                    if len(data) != length:
+                        raise IntegrityError("chunk at offset %d of disk %s has the wrong length" % (offset, key))
+                    yield offset, data
 
     def read_nvram(self, backup_id):
         """Yield the saved NVRAM's bytes a chunk at a time, checked against its size and sha256."""
@@ -357,16 +443,17 @@ class Repository(object):
             "chunk_bytes": chunk_bytes,
             "backup_count": len(self.backup_ids()),
             "staged_count": len(self.backend.list_dirs(staging.PREFIX)),
+            "quarantined_count": len(self.backend.list(QUARANTINE_PREFIX)),
         }
 
     # -- maintenance ---------------------------------------------------------------
-    def verify(self, backup_ids=None, sample=None, threads=None):
+    def verify(self, backup_ids=None, sample=None, threads=None, quarantine=True):
         from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import verify
-        return verify.verify(self, backup_ids, sample=sample, threads=threads)
+        return verify.verify(self, backup_ids, sample=sample, threads=threads, quarantine=quarantine)
 
-    def prune(self, dry_run=False, abandoned_after=24 * 3600.0, **rules):
+    def prune(self, dry_run=False, abandoned_after=24 * 3600.0, grace=None, **rules):
         from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import prune
-        return prune.prune(self, dry_run=dry_run, abandoned_after=abandoned_after, **rules)
+        return prune.prune(self, dry_run=dry_run, abandoned_after=abandoned_after, grace=grace, **rules)
 
 
 def credential_from(password=None, key_file=None):

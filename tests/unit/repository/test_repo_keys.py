@@ -120,10 +120,22 @@ def test_modified_config_is_detected(repo, repo_path, credential):
 def test_future_format_version_is_refused_before_reading(repo, repo_path, credential):
     path = os.path.join(repo_path, "config")
     config = json.load(open(path))
-    config["version"] = 2
+    config["version"] = 3
     json.dump(config, open(path, "w"))
-    with pytest.raises(UnsupportedFormatError, match="version 2"):
+    with pytest.raises(UnsupportedFormatError, match="format version 3; this collection reads version 2 only"):
         Repository.open(repo_path, credential)
+
+
+def test_a_version_1_repository_is_refused_in_one_line_that_says_what_to_do(repo, repo_path, credential):
+    path = os.path.join(repo_path, "config")
+    config = json.load(open(path))
+    config["version"] = 1
+    json.dump(config, open(path, "w"))
+    with pytest.raises(UnsupportedFormatError) as raised:
+        Repository.open(repo_path, credential)
+    message = str(raised.value)
+    assert "\n" not in message and "format version 1" in message and "reads version 2" in message
+    assert "create a new repository" in message
 
 
 def test_credential_never_prints_its_secret():

@@ -80,7 +80,7 @@ def test_compressible_chunks_are_stored_smaller_and_random_ones_not_inflated(rep
     sizes = sorted(os.path.getsize(os.path.join(repo.location, "chunks", cid.hex()[:2], cid.hex()))
                    for cid in repo.chunks.list_ids())
     assert sizes[0] < CHUNK // 4          # text compressed
-    assert sizes[1] == CHUNK + 36         # random kept as is: header + nonce + tag only
+    assert sizes[1] == CHUNK + 52         # random kept as is: header + salt + nonce + tag only
     assert read_back(repo, item.backup_id, "2000") == text + noise
 
 
