@@ -16,11 +16,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import binascii
+import os
 import threading
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import IntegrityError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
+    IntegrityError,
+    MissingDataError,
+    UnsafeFileError,
+)
 
 ID_SIZE = 32
 PREFIX = "chunks"
@@ -65,10 +70,11 @@ class ZeroCheck(object):
 class ChunkStore(object):
     """Put and get chunks on a backend with the repository's data keys."""
 
-    def __init__(self, backend, keys, max_chunk_size):
+    def __init__(self, backend, keys, max_chunk_size, quarantine_prefix="quarantine"):
         self.backend = backend
         self.keys = keys
         self.max_chunk_size = max_chunk_size
+        self.quarantine_prefix = quarantine_prefix
         self._inflight = {}
         self._inflight_mutex = threading.Lock()
 
@@ -82,7 +88,10 @@ class ChunkStore(object):
         """Store ``data``; returns (chunk id, bytes written, or 0 if the chunk was already there).
 
         Idempotent: a chunk that exists is not written again, and two writers
-        racing on the same chunk each rename a complete, valid file.
+        racing on the same chunk each rename a complete, valid file.  A chunk
+        that exists is touched (its modification time set to the storage's
+        now), so prune's grace period keeps it even if this writer's lock is
+        judged stale.
         """
         if len(data) > self.max_chunk_size:
             raise InvalidArgumentError("chunk of %d bytes exceeds the chunk size %d" % (len(data), self.max_chunk_size))
@@ -99,9 +108,14 @@ class ChunkStore(object):
                 return chunk_id, 0
             return self.put(data, chunk_id)
         try:
-            if self.backend.exists(name):
+            try:
+                self.backend.touch(name)
                 return chunk_id, 0
-            sealed = envelope.seal(self.keys.aead, envelope.MAGIC_CHUNK, chunk_id, data)
+            except MissingDataError:
+                pass
+            except UnsafeFileError:  # a link or FIFO where the chunk belongs: move it aside, store the chunk
+                self.quarantine(chunk_id)
+            sealed = envelope.seal(self.keys, envelope.MAGIC_CHUNK, chunk_id, data)
             written = self.backend.put(name, sealed, overwrite=False)
             return chunk_id, len(sealed) if written else 0
         finally:
@@ -112,8 +126,8 @@ class ChunkStore(object):
     def get(self, chunk_id):
         """The authenticated plaintext of a chunk (IntegrityError, MissingDataError)."""
         name = chunk_name(chunk_id)
-        blob = self.backend.get(name)
-        data = envelope.open_sealed(self.keys.aead, envelope.MAGIC_CHUNK, chunk_id, blob,
+        blob = self.backend.get(name, max_size=self.max_chunk_size + envelope.OVERHEAD)
+        data = envelope.open_sealed(self.keys, envelope.MAGIC_CHUNK, chunk_id, blob,
                                     "chunk %s" % name, max_size=self.max_chunk_size)
         if self.keys.chunk_id(data) != chunk_id:
             raise IntegrityError("chunk %s does not hash to its id" % name)
@@ -121,6 +135,19 @@ class ChunkStore(object):
 
     def delete(self, chunk_id):
         self.backend.delete(chunk_name(chunk_id))
+
+    def quarantine(self, chunk_id):
+        """Move a damaged chunk to ``quarantine/`` so the next backup of its data stores it again.
+
+        Returns the name it got, or None when it was gone already.
+        """
+        hex_id = binascii.hexlify(chunk_id).decode("ascii")
+        target = "%s/%s.%s" % (self.quarantine_prefix, hex_id, binascii.hexlify(os.urandom(4)).decode("ascii"))
+        try:
+            self.backend.rename(chunk_name(chunk_id), target)
+        except MissingDataError:
+            return None
+        return target
 
     def list_ids(self):
         ids = []

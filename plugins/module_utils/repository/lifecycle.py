@@ -32,12 +32,13 @@ REPORT_KEYS = ("location", "repository_id", "format_version", "created", "chunk_
 
 
 def ensure_repository(location, credential, state="present", chunk_size=None, add_slot=None, add_slot_label="",
-                      remove_slot=None, dry_run=False):
+                      remove_slot=None, dry_run=False, warn=None):
     """The repository at ``location`` in the state asked; returns a result dict.
 
     ``state`` "present" creates a missing repository, "opened" requires one.
     ``add_slot`` is the Credential of a key slot to add (nothing changes if one
     already opens with it); ``remove_slot`` a slot id or label, never the last one.
+    ``warn`` receives each one-line warning (an unreadable key slot skipped).
     """
     if state not in STATES:
         raise InvalidArgumentError("state must be one of %s, not %r" % (", ".join(STATES), state))
@@ -78,4 +79,7 @@ def ensure_repository(location, credential, state="present", chunk_size=None, ad
                 repository.remove_slot(slot_id)
 
     result["repository"] = repository.report()
+    for warning in repository.warnings:
+        if warn is not None:
+            warn(warning)
     return result

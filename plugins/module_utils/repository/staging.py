@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope, locks, manifest
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import chain, envelope, locks, manifest
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks import ZeroCheck
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
@@ -58,7 +58,7 @@ class StagedBackup(object):
 
     def _read_part(self, part):
         name = part_name(self.backup_id, part)
-        blob = self.repository.backend.get(name)
+        blob = self.repository.backend.get(name, max_size=manifest.MAX_DOCUMENT_SIZE)
         return manifest.open_json(self.repository.keys, envelope.MAGIC_STAGED, "%s/%s" % (self.backup_id, part),
                                   blob, "staged part %s" % name)
 
@@ -209,8 +209,12 @@ class StagedBackup(object):
         return newest
 
     def commit(self):
-        """Write the manifest (the backup now exists) and remove the staged parts.  Returns the Manifest."""
-        with self._shared_lock("commit"):
+        """Write the manifest (the backup now exists), the VM's head record, and remove the staged parts.
+
+        The manifest names the VM's previous backup and its hash (``chain.py``).
+        Returns the Manifest.
+        """
+        with self._shared_lock("commit") as lock:
             name = "%s/%s" % (manifest.PREFIX, self.backup_id)
             if self.repository.backend.exists(name) and not self.exists():
                 return self.repository.read_manifest(self.backup_id)
@@ -225,6 +229,9 @@ class StagedBackup(object):
                 for field in DiskWriter.STAT_FIELDS:
                     stats[field] += disk["stats"].get(field, 0)
             stats["disks"] = len(disks)
+            previous, warning = chain.previous_of(self.repository, start["vm"])
+            if warning and warning not in warnings:
+                warnings.append(warning)
             document = {
                 "version": manifest.MANIFEST_VERSION,
                 "backup_id": self.backup_id,
@@ -233,6 +240,7 @@ class StagedBackup(object):
                 "started": start["started"],
                 "committed": manifest.iso_time(time.time()),
                 "base_backup_id": start.get("base_backup_id"),
+                "previous": previous,
                 "tags": start.get("tags") or {},
                 "metadata": metadata["metadata"],
                 "secrets": metadata["secrets"],
@@ -242,7 +250,11 @@ class StagedBackup(object):
                 "warnings": warnings,
             }
             blob = manifest.seal_json(self.repository.keys, envelope.MAGIC_MANIFEST, self.backup_id, document)
+            lock.check()
             written = self.repository.backend.put(name, blob, overwrite=False)
+            if written:
+                chain.write_head(self.repository, manifest.vm_identity_key(start["vm"]), self.backup_id,
+                                 chain.file_hash(blob))
             self.discard(lock_held=True)
         if not written:  # committed before, by a run that stopped before cleaning up
             return self.repository.read_manifest(self.backup_id)
@@ -378,6 +390,8 @@ class DiskWriter(object):
                 "properties": self.properties,
                 "stats": dict(self.stats, stored_logical_bytes=self.index.stored_bytes()),
             }
+            # a writer whose lock was removed (judged stale) may have lost chunks to a prune: record nothing
+            self._lock.check()
             self.staged._write_part(DISK_PART_PREFIX + self.key, document)
         finally:
             self.closed = True

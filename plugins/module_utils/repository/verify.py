@@ -1,12 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: vmcrypt.backup contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read back and authenticate what backups reference.
+"""Read back and authenticate what backups reference, and check each VM's chain of backups.
 
 Every referenced chunk is checked once, however many backups share it; a
 problem is reported for each (backup, disk, offset) that uses the chunk.
 In sampled mode every chunk is checked for presence, and only a random
-fraction is read and authenticated.
+fraction is read and authenticated.  A chunk found corrupt is moved to
+``quarantine/`` (unless ``quarantine`` is false, as in check mode): it then
+counts as missing, so the next backup of the same data stores it again
+instead of deduplicating against the damaged copy.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,15 +21,17 @@ import math
 import random
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import locks
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import chain, locks
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     IntegrityError,
     MissingDataError,
     RepositoryError,
+    UnsupportedFormatError,
 )
 
 MAX_REPORTED = 1000
+MAX_THREADS = 64
 
 
 def _check(chunks, chunk_id, authenticate):
@@ -37,41 +42,65 @@ def _check(chunks, chunk_id, authenticate):
             return "missing", "chunk file is missing"
     except MissingDataError:
         return "missing", "chunk file is missing"
-    except IntegrityError as error:
+    except (IntegrityError, UnsupportedFormatError) as error:
         return "corrupt", str(error)
     return "ok", None
 
 
-def verify(repository, backup_ids=None, sample=None, threads=None):
-    """Check backups (all when ``backup_ids`` is None); ``sample`` is a fraction in (0, 1]."""
-    if sample is not None and not 0 < sample <= 1:
+def check_threads(threads):
+    if threads is None:
+        return 4
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise InvalidArgumentError("threads must be a whole number from 1 to %d, not %r" % (MAX_THREADS, threads))
+    return threads
+
+
+def check_sample(sample):
+    if sample is None:
+        return None
+    if isinstance(sample, bool) or not isinstance(sample, (int, float)) or not 0 < sample <= 1:
         raise InvalidArgumentError("the verify sample must be a fraction above 0 and at most 1")
+    return float(sample)
+
+
+def verify(repository, backup_ids=None, sample=None, threads=None, quarantine=True):
+    """Check backups (all when ``backup_ids`` is None); ``sample`` is a fraction in (0, 1]."""
+    sample = check_sample(sample)
+    workers = check_threads(threads)
+    quarantined = []
     with locks.acquire(repository.backend, locks.SHARED, "verify", wait=repository.lock_wait):
         ids = repository.backup_ids() if backup_ids is None else list(backup_ids)
         references = {}
         manifest_errors = []
-        checked_backups = []
+        checked = {}
         for backup_id in ids:
             try:
-                item = repository.read_manifest(backup_id)
+                item, blob = repository.read_manifest_file(backup_id)
                 disks = [(key, item.disk_index(key)) for key in item.disk_keys]
             except RepositoryError as error:
                 manifest_errors.append({"backup_id": backup_id, "error": str(error)})
                 continue
-            checked_backups.append(backup_id)
+            checked[backup_id] = (item, blob)
             for key, index in disks:
                 for number, chunk_id in index.entries.items():
                     references.setdefault(chunk_id, []).append((backup_id, key, number * index.chunk_size))
+        chain_errors = chain.check(repository, checked, complete=backup_ids is None and not manifest_errors)
         unique = sorted(references)
         if sample is None or sample >= 1:
             to_authenticate = set(unique)
         else:
             count = int(math.ceil(sample * len(unique)))
             to_authenticate = set(random.SystemRandom().sample(unique, count))
-        workers = threads or 4
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(lambda chunk_id: _check(repository.chunks, chunk_id, chunk_id in to_authenticate),
                                      unique))
+        if quarantine:
+            for chunk_id, (status, _message) in zip(unique, outcomes):
+                if status == "corrupt" and repository.chunks.quarantine(chunk_id):
+                    quarantined.append(binascii.hexlify(chunk_id).decode("ascii"))
+    if quarantined:
+        repository.warnings.append("%d corrupt chunk(s) moved to quarantine/: the next backup of their data stores "
+                                   "them again" % len(quarantined))
     problems = {"missing": [], "corrupt": []}
     counts = {"missing": 0, "corrupt": 0}
     bad_backups = set()
@@ -85,9 +114,10 @@ def verify(repository, backup_ids=None, sample=None, threads=None):
                 problems[status].append({"backup_id": backup_id, "disk": key, "offset": offset,
                                          "chunk": binascii.hexlify(chunk_id).decode("ascii"), "error": message})
     bad_backups.update(error["backup_id"] for error in manifest_errors)
+    bad_backups.update(error["backup_id"] for error in chain_errors if error["backup_id"])
     return {
-        "ok": not bad_backups,
-        "backups_checked": len(checked_backups),
+        "ok": not bad_backups and not chain_errors,
+        "backups_checked": len(checked),
         "backups_failed": sorted(bad_backups),
         "chunks_referenced": len(unique),
         "chunks_authenticated": len(to_authenticate),
@@ -97,4 +127,7 @@ def verify(repository, backup_ids=None, sample=None, threads=None):
         "missing": problems["missing"],
         "corrupt": problems["corrupt"],
         "manifest_errors": manifest_errors,
+        "chain_errors": chain_errors,
+        "quarantined": quarantined[:MAX_REPORTED],
+        "quarantined_count": len(quarantined),
     }

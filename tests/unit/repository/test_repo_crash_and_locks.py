@@ -52,7 +52,7 @@ def test_kill_9_mid_disk_leaves_a_consistent_repository_and_prune_reclaims(repo,
     assert read_back(repo, earlier.backup_id, "2000")
     # the dead writer's lock is stale, so prune may run; a fresh staged backup survives, its orphan chunks do not
     assert len(locks.list_locks(repo.backend)) == 1
-    report = repo.prune()
+    report = repo.prune(grace=0)
     assert report["stale_locks_removed"] == 1 and report["chunks_removed"] > 0
     assert report["abandoned_staged_backups"] == []
     # what survives: the committed backup's chunks and the NVRAM the staged backup already stored
@@ -60,7 +60,7 @@ def test_kill_9_mid_disk_leaves_a_consistent_repository_and_prune_reclaims(repo,
     assert len(_chunk_files(repo_path)) == len(kept)
     assert [s["backup_id"] for s in repo.list_staged()] == [staged_id]
     # once old enough, the abandoned staged backup goes too
-    report = repo.prune(abandoned_after=0)
+    report = repo.prune(abandoned_after=0, grace=0)
     assert [s["backup_id"] for s in report["abandoned_staged_backups"]] == [staged_id]
     assert repo.list_staged() == [] and repo.verify()["ok"]
     assert locks.list_locks(repo.backend) == []
@@ -78,7 +78,7 @@ def test_kill_9_at_random_moments_never_shows_a_half_backup(repo, repo_path):
         assert read_back(repo, item.backup_id, "2000") == disk_data(seed, 400)
         assert item.secrets["encryption.bundle"] == "bundle-" + item.vm["name"]
     assert repo.verify()["ok"]
-    repo.prune(abandoned_after=0)
+    repo.prune(abandoned_after=0, grace=0)
     referenced = set()
     for item in repo.list_backups():
         referenced |= {cid.hex() for cid in item.chunk_ids()}
@@ -117,18 +117,24 @@ def test_prune_refuses_beside_a_live_writer_and_writers_refuse_beside_prune(repo
     assert locks.list_locks(repo.backend) == []
 
 
-def _plant_lock(repo, **info):
+def _plant_lock(repo, mtime=None, **info):
     data = {"kind": locks.SHARED, "pid": 1, "hostname": "proxy-7", "heartbeat": time.time(),
             "created": time.time(), "operation": "write disk 2000", "backup_id": None}
     data.update(info)
     repo.backend.put("locks/shared-planted", json.dumps(data).encode())
+    if mtime is not None:
+        os.utime(os.path.join(repo.location, "locks", "shared-planted"), (mtime, mtime))
 
 
-def test_lock_of_another_host_is_live_until_its_heartbeat_is_old(repo):
+def test_lock_of_another_host_is_live_until_its_file_is_old_by_the_storage_clock(repo):
     _plant_lock(repo)
     with pytest.raises(LockedError, match="proxy-7"):
         repo.prune()
-    _plant_lock(repo, heartbeat=time.time() - locks.STALE_AFTER - 1)
+    # the heartbeat written inside the file says nothing: only the time the storage gave the file counts
+    _plant_lock(repo, heartbeat=time.time() - 10 * locks.STALE_AFTER)
+    with pytest.raises(LockedError, match="proxy-7"):
+        repo.prune()
+    _plant_lock(repo, mtime=time.time() - locks.STALE_AFTER - 5)
     assert repo.prune()["stale_locks_removed"] == 1
 
 
@@ -136,15 +142,23 @@ def test_lock_of_a_dead_local_process_is_stale(repo):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     _plant_lock(repo, pid=dead.pid, hostname=socket.gethostname())
-    assert locks.is_stale(json.loads(repo.backend.get("locks/shared-planted")))
+    now = repo.backend.now()
+    assert locks.is_stale(json.loads(repo.backend.get("locks/shared-planted")), now, now)
     assert repo.prune()["stale_locks_removed"] == 1
 
 
-def test_heartbeat_refreshes_a_held_lock(repo):
+def test_heartbeat_touches_a_held_lock_and_never_recreates_a_removed_one(repo):
     lock = locks.Lock(repo.backend, locks.SHARED, "test", heartbeat_interval=0.05).acquire()
+    path = os.path.join(repo.location, lock.name)
     try:
-        first = json.loads(repo.backend.get(lock.name))["heartbeat"]
+        os.utime(path, (1, 1))
         time.sleep(0.3)
-        assert json.loads(repo.backend.get(lock.name))["heartbeat"] > first
+        assert os.stat(path).st_mtime > time.time() - 60
+        lock.check()
+        os.remove(path)
+        time.sleep(0.3)
+        assert not os.path.exists(path) and lock.lost
+        with pytest.raises(LockedError, match="removed while it ran"):
+            lock.check()
     finally:
         lock.release()

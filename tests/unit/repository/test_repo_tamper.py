@@ -41,10 +41,14 @@ def _flip(path, position):
 def test_flipped_byte_anywhere_in_a_chunk_is_reported_by_disk_and_offset(stored, position):
     repo, backup_id, index = stored
     _flip(_path(repo, chunk_name(index.entries[1])), position)
+    with pytest.raises(IntegrityError):
+        read_back(repo, backup_id, "2000")
     report = repo.verify()
     assert not report["ok"] and report["corrupt_count"] == 1 and report["missing_count"] == 0
     assert [(p["backup_id"], p["disk"], p["offset"]) for p in report["corrupt"]] == [(backup_id, "2000", CHUNK)]
-    with pytest.raises(IntegrityError):
+    # the corrupt chunk was moved aside: now it is missing, not trusted
+    assert report["quarantined"] == [index.entries[1].hex()]
+    with pytest.raises(MissingDataError):
         read_back(repo, backup_id, "2000")
 
 
@@ -134,7 +138,7 @@ def test_any_flipped_byte_or_cut_is_detected(tmp_path_factory, which, position, 
     else:
         data[position % len(data)] ^= mask
     open(path, "wb").write(bytes(data))
-    report = repo.verify()
+    report = repo.verify(quarantine=False)
     assert not report["ok"]
     with pytest.raises((IntegrityError, UnsupportedFormatError)):
         read_back(repo, item.backup_id, "2000")

@@ -4,9 +4,15 @@ usage: writer_process.py COLLECTIONS REPO PASSWORD VM_NAME SEED BLOCKS [BASE]
 Prints "staged <id>" after start, "progress" after the first disk blocks, then
 "committed <id>" at the end.  Disk data is derived from SEED so the parent can
 rebuild it.
+
+Environment: VMCRYPT_TEST_CLOCK_SKEW=<seconds> makes this host's clock
+(``time.time``) that much behind; VMCRYPT_TEST_PAUSE=1 makes the writer wait
+for a line on stdin after "progress".
 """
+import os
 import random
 import sys
+import time
 
 CHUNK = 4096
 
@@ -19,6 +25,10 @@ def disk_data(seed, blocks):
 
 def main():
     collections, path, password, vm_name, seed, blocks = sys.argv[1:7]
+    skew = float(os.environ.get("VMCRYPT_TEST_CLOCK_SKEW", "0"))
+    if skew:
+        real_time = time.time
+        time.time = lambda: real_time() - skew  # this host's clock is behind
     sys.path.insert(0, collections)
     from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
     from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
@@ -34,6 +44,8 @@ def main():
             writer.write(number * CHUNK, data[number * CHUNK:(number + 1) * CHUNK])
             if number == 10:
                 print("progress", flush=True)
+                if os.environ.get("VMCRYPT_TEST_PAUSE"):
+                    sys.stdin.readline()
         writer.set_change_id("52 %s/%d" % (vm_name, blocks))
     item = staged.commit()
     print("committed", item.backup_id, flush=True)
