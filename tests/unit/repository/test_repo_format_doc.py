@@ -110,3 +110,13 @@ def test_file_sizes_follow_the_envelope_grammar(repo):
     path = os.path.join(repo.location, *chunks.chunk_name(chunk_id).split("/"))
     raw = open(path, "rb").read()
     assert raw[:8] == b"VMCK\x02\x00\x00\x00"
+
+
+def test_every_test_the_threat_model_names_exists():
+    doc = _doc()
+    model = doc[doc.index("## Threat model"):doc.index("## Python API")]
+    here = os.path.dirname(os.path.abspath(__file__))
+    sources = "".join(open(os.path.join(here, name)).read() for name in os.listdir(here) if name.endswith(".py"))
+    named = set(re.findall(r"\b(test_[a-z0-9_]+)\b", model)) - {"test_repo_roundtrip", "test_repo_tamper",
+                                                                  "test_repo_hostile_storage"}
+    assert named and all("def %s(" % name in sources for name in named), sorted(named)
