@@ -4,16 +4,24 @@
 """A progress file that a role polling an asynchronous module turns into lines in the job output.
 
 The file is JSON, replaced atomically (write, rename) at most once per
-``interval`` seconds and at the end, so a reader never sees half of it.
+``interval`` seconds and at the end, so a reader never sees half of it.  The
+temporary file has a random name and is created exclusively without
+following links, so a link planted beside the progress file is never written
+through.  A progress file whose folder does not exist is a one-line error
+before any work starts.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import json
 import os
 import time
+import uuid
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 
 
 class DiskProgress:
@@ -44,6 +52,10 @@ class ProgressFile:
     """Per-disk progress of one run; ``path`` None keeps it in memory only."""
 
     def __init__(self, path=None, interval=1.0, clock=time.monotonic):
+        if path:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise InvalidArgumentError("progress_file %s: its folder %s does not exist" % (path, folder))
         self.path = path
         self.interval = interval
         self.clock = clock
@@ -76,7 +88,19 @@ class ProgressFile:
         if not force and self._last_write is not None and now - self._last_write < self.interval:
             return
         self._last_write = now
-        temporary = "%s.%d.tmp" % (self.path, os.getpid())
-        with open(temporary, "w") as handle:
-            json.dump(self.snapshot(), handle)
-        os.rename(temporary, self.path)
+        temporary = "%s.%s.tmp" % (self.path, uuid.uuid4().hex)
+        data = json.dumps(self.snapshot()).encode("utf-8")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            os.rename(temporary, self.path)
+        except OSError as error:
+            if error.errno != errno.EEXIST:
+                try:
+                    os.unlink(temporary)
+                except OSError:
+                    pass
+            raise InvalidArgumentError("cannot write progress_file %s: %s" % (self.path, error.strerror or error))

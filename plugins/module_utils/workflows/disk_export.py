@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, NotFoundError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.staged_backup import open_staged, vm_identity
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import TransferJob, reconnect_cures
@@ -44,7 +44,7 @@ class ExportOptions:
 
     def __init__(self, transports=("hotadd", "nbdssl"), snapshot=None, disks=None, incremental=True,
                  commit=None, backup_id=None, vddk_libdir=None, progress_file=None, max_retries=3,
-                 retry_delay=2.0, threads=None, quiesce=True):
+                 retry_delay=2.0, threads=None, quiesce=True, manage_access=True):
         self.transports = list(transports)
         self.snapshot = snapshot
         self.disks = [str(disk) for disk in disks] if disks else None
@@ -53,10 +53,14 @@ class ExportOptions:
         self.backup_id = backup_id
         self.vddk_libdir = vddk_libdir
         self.progress_file = progress_file
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidArgumentError("max_retries must be a whole number, at least 0, not %r" % (max_retries,))
         self.max_retries = max_retries
         self.retry_delay = retry_delay
         self.threads = threads
         self.quiesce = quiesce
+        # False when a vddk_access task brackets the whole backup (PrepareForAccess before the snapshot).
+        self.manage_access = manage_access
 
 
 def _key_and_label(disk):
@@ -203,8 +207,9 @@ class DiskExportJob(TransferJob):
     def _export_one(self, library, staged, snapshot, disk, previous, checked, progress):
         def connect():
             return VddkConnection.from_client(library, self.client, self.vm._moId, snapshot_moref=snapshot._moId,
-                                              transports=checked.allowed, read_only=True)
-        endpoint = VddkDiskEndpoint(connect, disk.file_name, read_only=True)
+                                              transports=checked.allowed, read_only=True,
+                                              manage_access=self.options.manage_access)
+        endpoint = VddkDiskEndpoint(connect, disk.file_name, read_only=True, warn=self.warn)
         first = [endpoint.open()]  # also answers QueryAllocatedBlocks
 
         def open_source():

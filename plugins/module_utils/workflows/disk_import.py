@@ -34,6 +34,8 @@ class ImportOptions:
         self.transports = list(transports)
         self.vddk_libdir = vddk_libdir
         self.progress_file = progress_file
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidArgumentError("max_retries must be a whole number, at least 0, not %r" % (max_retries,))
         self.max_retries = max_retries
         self.retry_delay = retry_delay
         self.threads = threads
@@ -91,12 +93,13 @@ class DiskImportJob(TransferJob):
             return VddkConnection.from_client(library, self.client, self.vm._moId, snapshot_moref=None,
                                               transports=checked.allowed, read_only=False)
         reports = []
-        for source, _capacity, target in pairs:
-            endpoint = VddkDiskEndpoint(connect, target["file"], read_only=False)
-            report = import_disk(endpoint.open, self.repository, manifest.backup_id, source, progress=progress,
-                                 retryable=reconnect_cures, max_retries=self.options.max_retries,
-                                 retry_delay=self.options.retry_delay, threads=self.options.threads)
-            report.update(key=int(source), target=target["key"], target_file=target["file"])
-            reports.append(report)
+        with self.repository.reading("restore backup %s" % manifest.backup_id):  # a prune waits for the restore
+            for source, _capacity, target in pairs:
+                endpoint = VddkDiskEndpoint(connect, target["file"], read_only=False)
+                report = import_disk(endpoint.open, self.repository, manifest.backup_id, source, progress=progress,
+                                     retryable=reconnect_cures, max_retries=self.options.max_retries,
+                                     retry_delay=self.options.retry_delay, threads=self.options.threads)
+                report.update(key=int(source), target=target["key"], target_file=target["file"])
+                reports.append(report)
         return {"changed": True, "backup_id": manifest.backup_id, "transports": checked.allowed,
                 "refused_transports": checked.refused, "disks": reports}
