@@ -227,6 +227,8 @@ def run(module):
         module.warn("%d backup manifest(s) could not be read or authenticated; run backup_verify" % len(unreadable))
     if params["staged"]:
         result["staged_backups"] = repo.list_staged()
+    for warning in repo.warnings:
+        module.warn(warning)
     return result
 
 

@@ -149,6 +149,8 @@ error_type:
   sample: InvalidArgumentError
 """
 
+import math
+
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository
@@ -161,14 +163,16 @@ def run(module):
     for rule in RULES:
         if params[rule] < 0:
             raise InvalidArgumentError("%s must not be negative" % rule)
-    if params["abandoned_after_hours"] < 0:
-        raise InvalidArgumentError("abandoned_after_hours must not be negative")
+    if not math.isfinite(params["abandoned_after_hours"]) or params["abandoned_after_hours"] < 0:
+        raise InvalidArgumentError("abandoned_after_hours must be a finite number of hours, at least 0")
     repo = open_repository(params)
     report = repo.prune(dry_run=module.check_mode, abandoned_after=params["abandoned_after_hours"] * 3600.0,
                         **dict((rule, params[rule]) for rule in RULES))
     removed = ("removed_backups", "abandoned_staged_backups", "chunks_removed", "temp_files_removed",
                "stale_locks_removed")
     report["changed"] = any(report[name] for name in removed)
+    for warning in repo.warnings:
+        module.warn(warning)
     return report
 
 

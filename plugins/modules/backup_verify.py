@@ -32,7 +32,7 @@ options:
       - Without it every chunk is read.
     type: float
   threads:
-    description: Number of chunks read at once.
+    description: Number of chunks read at once, from 1 to 64.
     type: int
     default: 4
   fail_on_error:
@@ -176,11 +176,15 @@ def run(module):
     backup_ids = [params["backup_id"]] if params["backup_id"] else None
     if backup_ids:
         repo.read_manifest(params["backup_id"])  # an unknown id is an error, not an empty report
-    report = repo.verify(backup_ids, sample=params["sample"], threads=params["threads"])
-    report["changed"] = False
+    report = repo.verify(backup_ids, sample=params["sample"], threads=params["threads"],
+                         quarantine=not module.check_mode)
+    report["changed"] = report["quarantined_count"] > 0
+    for warning in repo.warnings:
+        module.warn(warning)
     if not report["ok"] and params["fail_on_error"]:
-        raise IntegrityError("verify found %d missing and %d corrupt chunk references and %d unreadable manifests"
-                             % (report["missing_count"], report["corrupt_count"], len(report["manifest_errors"])),
+        raise IntegrityError("verify found %d missing and %d corrupt chunk references, %d unreadable manifests and %d "
+                             "broken chains" % (report["missing_count"], report["corrupt_count"],
+                                                len(report["manifest_errors"]), len(report["chain_errors"])),
                              details=report)
     return report
 

@@ -214,7 +214,7 @@ def run(module):
         params["repository"], credential_from_params(params), state=params["state"],
         chunk_size=None if params["chunk_size"] is None else parse_size(params["chunk_size"]),
         add_slot=_slot_credential(new_slot), add_slot_label=new_slot["label"] if new_slot else "",
-        remove_slot=params["remove_key_slot"], dry_run=module.check_mode)
+        remove_slot=params["remove_key_slot"], dry_run=module.check_mode, warn=module.warn)
 
 
 def main():

@@ -6,6 +6,7 @@ recorded results.
 """
 import json
 import os
+import time
 
 import pytest
 
@@ -88,8 +89,8 @@ def test_repository_create_is_idempotent_and_check_mode_honest(tmp_path):
     created = run["create"]
     assert created["_status"] == "ok" and created["changed"] is True and created["created"] is True
     facts = created["repository"]
-    assert facts["format_version"] == 1 and facts["chunk_size"] == CHUNK and facts["backup_count"] == 0
-    assert facts["cipher"] == "AES-256-GCM" and len(facts["key_slots"]) == 1
+    assert facts["format_version"] == 2 and facts["chunk_size"] == CHUNK and facts["backup_count"] == 0
+    assert facts["cipher"].startswith("AES-256-GCM") and len(facts["key_slots"]) == 1
     assert facts["key_slots"][0]["kind"] == "password" and facts["key_slots"][0]["kdf"]["name"] == "scrypt"
     assert "salt" not in json.dumps(facts)
     assert run["again"]["changed"] is False and run["again"]["repository"]["repository_id"] == facts["repository_id"]
@@ -224,6 +225,10 @@ def test_backup_verify_reports_corruption_by_disk_and_offset(populated, tmp_path
 def test_backup_prune_dry_run_then_prune(populated, tmp_path):
     path, repo, ids = populated
     repo.start_backup({"name": "app01", "uuid": "u-app"})  # an abandoned staged backup
+    old = time.time() - 2 * 86400  # chunks older than prune's grace period
+    for directory, _dirs, files in os.walk(os.path.join(path, "chunks")):
+        for name in files:
+            os.utime(os.path.join(directory, name), (old, old))
     before = _files(path)
     dry = run_playbook(tmp_path, [_task("prune", "backup_prune", repository=path, keep_last=1,
                                         abandoned_after_hours=0)], env=ENV, check=True)
