@@ -184,9 +184,9 @@ def _task(title, module, **args):
     return {"name": title, "vmcrypt.backup." + module: args, "ignore_errors": True}
 
 
-def _backup_of(path, estate, vm_name=SOURCE, data_at=MIB):
+def _backup_of(path, estate, vm_name=SOURCE, data_at=MIB, repo=None):
     """A committed backup of ``vm_name``'s disks (their capacities, a chunk of data each), by the library."""
-    repo = open_repository(path)
+    repo = repo or open_repository(path)
     vm = estate["vms"][vm_name]
     staged = repo.start_backup({"name": vm_name, "uuid": vm["moid"]})
     for disk in vm["disks"]:
@@ -242,9 +242,10 @@ def repository_scenario(request, work):
 def _repository_with_backups(request):
     path = request.getfixturevalue("repository")
     estate = request.getfixturevalue("estate")
-    first = _backup_of(path, estate)
-    second = _backup_of(path, estate, data_at=2 * MIB)
-    open_repository(path).start_backup({"name": TARGET, "uuid": "staged"})  # a staged backup, never committed
+    repo = open_repository(path)
+    first = _backup_of(path, estate, repo=repo)
+    second = _backup_of(path, estate, data_at=2 * MIB, repo=repo)
+    repo.start_backup({"name": TARGET, "uuid": "staged"})  # a staged backup, never committed
     return path, first, second
 
 
@@ -252,8 +253,8 @@ def backup_info_scenario(request, work):
     path, first, _second = _repository_with_backups(request)
     tasks = [
         _task("ok: all backups", "backup_info", repository=path),
-        _task("ok: latest of one VM", "backup_info", repository=path, vm=SOURCE, latest=True),
-        _task("ok: one backup and the staged ones", "backup_info", repository=path, backup_id=first, staged=True),
+        _task("ok: one backup, the latest of a VM and the staged ones", "backup_info", repository=path,
+              backup_id=first, vm=SOURCE, latest=True, staged=True),
         _task("fails: unknown backup", "backup_info", repository=path, backup_id="20991231T000000Z-deadbeef"),
     ]
     return tasks, {"VMCRYPT_REPOSITORY_PASSWORD": PASSWORD}
