@@ -77,13 +77,18 @@ def verify(repository, backup_ids=None, sample=None, threads=None, quarantine=Tr
             try:
                 item, blob = repository.read_manifest_file(backup_id)
                 disks = [(key, item.disk_index(key)) for key in item.disk_keys]
-            except RepositoryError as error:
+                nvram = item.nvram_chunks()
+            except (RepositoryError, KeyError, TypeError, ValueError) as error:
                 manifest_errors.append({"backup_id": backup_id, "error": str(error)})
                 continue
             checked[backup_id] = (item, blob)
             for key, index in disks:
                 for number, chunk_id in index.entries.items():
                     references.setdefault(chunk_id, []).append((backup_id, key, number * index.chunk_size))
+            offset = 0
+            for length, chunk_id in nvram:  # the NVRAM's chunks, reported as disk "nvram"
+                references.setdefault(chunk_id, []).append((backup_id, "nvram", offset))
+                offset += length
         chain_errors = chain.check(repository, checked, complete=backup_ids is None and not manifest_errors)
         unique = sorted(references)
         if sample is None or sample >= 1:

@@ -452,3 +452,17 @@ def test_prune_runs_on_a_full_file_system(tmp_path, credential):
 def test_key_slot_file_format_is_base64_json(repo, repo_path):
     slot = json.load(open(os.path.join(repo_path, "keys", repo.slot_id)))
     assert slot["version"] == 2 and base64.b64decode(slot["wrapped_keys"])
+
+
+def test_verify_checks_and_quarantines_nvram_chunks_too(repo):
+    staged = repo.start_backup(VM)
+    staged.put_nvram(os.urandom(CHUNK + 100))
+    item = staged.commit()
+    length, chunk_id = item.nvram_chunks()[1]
+    path = _path(repo, chunk_name(chunk_id))
+    raw = bytearray(open(path, "rb").read())
+    raw[-1] ^= 1
+    open(path, "wb").write(bytes(raw))
+    report = repo.verify()
+    assert [(p["disk"], p["offset"]) for p in report["corrupt"]] == [("nvram", CHUNK)] and length == 100
+    assert report["quarantined_count"] == 1

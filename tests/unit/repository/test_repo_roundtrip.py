@@ -128,7 +128,7 @@ def test_backup_ids_are_unique_and_sort_by_time(repo):
 
 def test_a_streamed_nvram_is_stored_chunk_by_chunk_and_kept_by_prune(repo):
     staged = repo.start_backup(VM)
-    blocks = [os.urandom(1000) for _ in range(3 * CHUNK // 1000 + 1)]  # more than three chunks, odd sizes
+    blocks = [os.urandom(1000) for _index in range(3 * CHUNK // 1000 + 1)]  # more than three chunks, odd sizes
     saved = staged.put_nvram(iter(blocks))
     assert saved == {"size": sum(map(len, blocks)), "sha256": hashlib.sha256(b"".join(blocks)).hexdigest()}
     staged.commit()
