@@ -145,8 +145,12 @@ class Bench(object):
         self.double.snapshots = ["*"]
         self.double.settings["log"] = ""  # no call log: one JSON line per read is test tooling, not VDDK
         self.double.write()
+        # VDDK (and the double) load their companion libraries by bare name: lib64 on the loader's path
+        # from the start, as the modules arrange by respawning themselves.
         self.env = dict(os.environ, VMCRYPT_VDDK_DOUBLE_CONFIG=self.double.config_path,
-                        VMCRYPT_VDDK_LIBDIR=self.libdir)
+                        VMCRYPT_VDDK_LIBDIR=self.libdir,
+                        LD_LIBRARY_PATH=os.pathsep.join(filter(None, [os.path.join(self.libdir, "lib64"),
+                                                                      os.environ.get("LD_LIBRARY_PATH")])))
 
     def flat_file(self, name):
         disk = [d for d in self.vms[name]["disks"] if str(d["key"]) == DISK_KEY][0]

@@ -44,3 +44,14 @@ options:
 requirements:
   - VDDK 7.0 or newer (libvixDiskLib), installed by the user on the backup proxy
 """
+
+    # Only where VDDK is, for modules that call the library but move no disk data.
+    LIBRARY = r"""
+options:
+  vddk_libdir:
+    description:
+      - Folder where VDDK 7.0 or newer is extracted, so that C(<vddk_libdir>/lib64/libvixDiskLib.so.N) exists.
+      - If not set, the value of the E(VMCRYPT_VDDK_LIBDIR) environment variable is used.
+      - VDDK is not shipped with this collection; download it from Broadcom and extract it on the backup proxy.
+    type: path
+"""

@@ -56,6 +56,13 @@ options:
       - Quiesce the guest file systems for the temporary snapshot (VMware Tools).
     type: bool
     default: true
+  manage_access:
+    description:
+      - Bracket each VDDK connection with PrepareForAccess and EndAccess. Set V(false) when a
+        M(vmcrypt.backup.vddk_access) task brackets the whole backup, as the backup role does - the guide places
+        PrepareForAccess before the snapshot is created and EndAccess after it is removed.
+    type: bool
+    default: true
 notes:
   - In check mode nothing is created, connected or written; the result says what would be exported.
   - Secrets (vCenter session, repository password) never appear in results or logs.
@@ -240,6 +247,7 @@ def main():
         commit=dict(type="bool"),
         incremental=dict(type="bool", default=True),
         quiesce=dict(type="bool", default=True),
+        manage_access=dict(type="bool", default=True),
     ))
 
 

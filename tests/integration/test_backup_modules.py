@@ -14,7 +14,7 @@ from pyVmomi import vim
 from estate import ENCRYPTION_POLICY_ID, ENCRYPTION_POLICY_NAME, wait_for_task
 from estate_nvram import write_nvram
 from playbook import run_playbook
-from test_disk_transfer import PASSWORD, open_repository, repository, snapshot_trees  # noqa: F401 (fixture)
+from test_disk_transfer import PASSWORD, open_repository, repository, snapshot_trees  # noqa: F401 pylint: disable=unused-import
 from vsphere_env import vmware_env
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.backup_snapshot import (

@@ -20,7 +20,7 @@ from pyVmomi import vim
 from estate import wait_for_task
 from estate_nvram import write_nvram
 from playbook import REPO_ROOT, ansible_environment, ansible_playbook_command
-from test_disk_transfer import (  # noqa: F401 (fixtures)
+from test_disk_transfer import (  # noqa: F401 pylint: disable=unused-import
     PASSWORD,
     content,
     double,
@@ -125,6 +125,13 @@ def test_backup_playbook_saves_everything_that_makes_each_vm_restorable(tmp_path
         if facts["bundle"]:
             assert facts["bundle"] not in completed.stdout
     assert any("has a vTPM" in warning for warning in by_vm["uefi-vm01"]["warnings"])
+    # The guide's order per VM, from the double's call log: PrepareForAccess once, before every connection,
+    # EndAccess once, after the last disconnect (disk_export does not bracket its own connections).
+    for name in VMS:
+        spec = "moref=%s" % estate["vms"][name]["moid"]
+        calls = [entry["call"] for entry in double.calls() if entry.get("vmxSpec") == spec]
+        assert calls.count("PrepareForAccess") == 1 and calls.count("EndAccess") == 1, calls
+        assert calls[0] == "PrepareForAccess" and calls[-1] == "EndAccess" and "ConnectEx" in calls, calls
     assert no_snapshots_left(vcsim_si, estate)
     # The console shows the report and the progress of the exports.
     assert "3 of 3 VMs backed up" in completed.stdout

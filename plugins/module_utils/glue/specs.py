@@ -55,10 +55,15 @@ def repository_options():
     )
 
 
+def vddk_library_options():
+    """Where VDDK is installed (doc fragment ``vddk.LIBRARY``)."""
+    return dict(vddk_libdir=dict(type="path", fallback=(env_fallback, [VDDK_LIBDIR_ENV])))
+
+
 def vddk_options():
     """Doc fragment ``vddk``: the VDDK install, the transports and how a transfer reports and retries."""
     return dict(
-        vddk_libdir=dict(type="path", fallback=(env_fallback, [VDDK_LIBDIR_ENV])),
+        vddk_libdir=vddk_library_options()["vddk_libdir"],
         transports=dict(type="list", elements="str", choices=list(TRANSPORTS), default=list(DEFAULT_TRANSPORTS)),
         proxy_vm=dict(type="str"),
         progress_file=dict(type="path"),
@@ -71,6 +76,7 @@ _GROUPS = {
     "vm": vm_selector_options,
     "repository": repository_options,
     "vddk": vddk_options,
+    "vddk_library": vddk_library_options,
 }
 
 # Constraints that come with a group of options.

@@ -17,7 +17,8 @@ def export_options_from_params(params):
     return ExportOptions(transports=params["transports"], snapshot=params["snapshot"], disks=params["disks"],
                          incremental=params["incremental"], commit=params["commit"], backup_id=params["backup_id"],
                          vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
-                         max_retries=params["max_retries"], quiesce=params["quiesce"])
+                         max_retries=params["max_retries"], quiesce=params["quiesce"],
+                         manage_access=params["manage_access"])
 
 
 def import_options_from_params(params):
