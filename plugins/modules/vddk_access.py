@@ -71,6 +71,11 @@ identity:
   description: The identity given to VDDK.
   returned: always
   type: str
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(NotFoundError), C(VddkError), C(VddkNotInstalledError).
+  returned: failure
+  type: str
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module

@@ -354,8 +354,19 @@ def backup_commit_scenario(request, work):
     return tasks, {"VMCRYPT_REPOSITORY_PASSWORD": PASSWORD}
 
 
+def vddk_access_scenario(request, work):
+    _path, env = _transfer_setup(request)
+    tasks = [
+        _task("ok: prepared", "vddk_access", name=SOURCE, state="prepared"),
+        _task("ok: ended", "vddk_access", name=SOURCE, state="ended"),
+        _task("fails: unknown VM", "vddk_access", name="no-such-vm", state="prepared"),
+    ]
+    return tasks, env
+
+
 SCENARIOS = {
     "backup_commit": backup_commit_scenario,
+    "vddk_access": vddk_access_scenario,
     "metadata_capture": metadata_capture_scenario,
     "snapshot": snapshot_scenario,
     "backup_info": backup_info_scenario,
