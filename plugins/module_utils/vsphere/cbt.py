@@ -19,7 +19,7 @@ ALL_ALLOCATED = "*"
 
 
 class ChangeTrackingError(VmcryptError):
-    """CBT could not answer (disabled, reset, unknown changeId): back up in full."""
+    """CBT could not answer (disabled, reset, unknown or too new a changeId, no such snapshot): back up in full."""
 
 
 def changed_areas(vm, snapshot, device_key, capacity, change_id):
@@ -31,10 +31,15 @@ def changed_areas(vm, snapshot, device_key, capacity, change_id):
     areas = []
     start = 0
     while start < capacity:
+        # The faults the vSphere API reference gives for QueryChangedDiskAreas: FileFault (the disk
+        # files cannot be queried: CBT off or reset), NotFound (the snapshot does not exist),
+        # InvalidArgument (no such disk, offset past its end, an invalid changeId - also one handed
+        # out after the snapshot, since a changeId names a point before it - or a disk without CBT);
+        # NotSupported where the host cannot track changes. Each one means: read the disk in full.
         try:
             info = vm.QueryChangedDiskAreas(snapshot=snapshot, deviceKey=device_key, startOffset=start,
                                             changeId=change_id)
-        except (vim.fault.FileFault, vmodl.fault.InvalidArgument, vmodl.fault.NotSupported) as fault:
+        except (vim.fault.FileFault, vim.fault.NotFound, vmodl.fault.InvalidArgument, vmodl.fault.NotSupported) as fault:
             raise ChangeTrackingError("CBT cannot tell what changed on disk %d since %s: %s"
                                       % (device_key, change_id, fault_message(fault)))
         for area in info.changedArea or []:
