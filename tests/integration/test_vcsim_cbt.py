@@ -9,9 +9,13 @@ disk or 512 areas.
 """
 import os
 import re
+from types import SimpleNamespace
 
 import pytest
 from pyVmomi import vim, vmodl
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.cbt import ChangeTrackingError, changed_areas
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import DiskExportJob
 
 from estate import GUEST_ID, wait_for_task
 from vcsim import Vcsim
@@ -233,9 +237,10 @@ def test_errors_like_vsphere(own_vcsim, own_si, place):
         query(deviceKey=2999)
     with pytest.raises(vmodl.fault.InvalidArgument):
         query(deviceKey=CONTROLLER_KEY)  # a device, but not a disk
-    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+    # NotFound "if the snapshot specified does not exist" (API reference): unknown, or another VM's.
+    with pytest.raises(vim.fault.NotFound, match="does not exist"):
         query(snapshot=vim.vm.Snapshot("snapshot-99999", own_si._stub))
-    with pytest.raises(vmodl.fault.InvalidArgument, match="belongs to"):
+    with pytest.raises(vim.fault.NotFound, match="belongs to"):
         query(snapshot=other_snapshot)
     with pytest.raises(vmodl.fault.InvalidArgument, match="changeId"):
         query(changeId="not-a-change-id")
@@ -276,3 +281,128 @@ def test_without_cbt_there_is_no_change_id(own_vcsim, own_si, place):
     set_cbt(vm, True)
     with pytest.raises(vim.fault.FileFault, match="without change tracking"):
         vm.QueryChangedDiskAreas(snapshot=snapshot, deviceKey=DISK_KEY, startOffset=0, changeId="*")
+
+
+# --- what our export makes of the launcher's faults ------------------------------------------
+
+CHUNK = 1024 * KIB
+
+
+class Based:
+    """The newest committed backup, as the export sees it: it recorded ``change`` for the disk."""
+
+    backup_id = "base-backup"
+    disk_keys = (str(DISK_KEY),)
+
+    def __init__(self, change):
+        self.change = change
+
+    def change_id(self, key):
+        assert key == str(DISK_KEY)
+        return self.change
+
+
+class AllocatedBlocks:
+    """The first VDDK handle: QueryAllocatedBlocks, asked only when CBT has no answer at all."""
+
+    def __init__(self, extents):
+        self.extents = extents
+        self.asked = 0
+
+    def allocated_extents(self):
+        self.asked += 1
+        return self.extents
+
+
+def plan(vm, snapshot, change, base_change, capacity, first_handle=None):
+    """DiskExportJob._plan (the step that picks incremental, "*" or VDDK) against the launcher; plan, base, warnings."""
+    warnings = []
+    job = SimpleNamespace(vm=vm, repository=SimpleNamespace(chunk_size=CHUNK), warn=warnings.append)
+    disk = SimpleNamespace(key=DISK_KEY, change_id=change, capacity=capacity)
+    previous = Based(base_change) if base_change else None
+    result, base = DiskExportJob._plan(job, disk, snapshot, previous, first_handle)  # pylint: disable=protected-access
+    return result, base, warnings
+
+
+def test_a_snapshot_that_does_not_exist_is_not_found_and_the_disk_read_in_full(own_vcsim, own_si, place):
+    capacity = 16 * MIB
+    vm = create_vm(place, "cbt-not-found", capacity)
+    set_cbt(vm, True)
+    write(flat_file(own_vcsim, vm), 0, b"data")
+    first = take_snapshot(vm, "backup-1")
+    first_id = change_id(first)
+    gone = take_snapshot(vm, "removed-by-someone-else")
+    gone_id = change_id(gone)
+    wait_for_task(gone.RemoveSnapshot_Task(removeChildren=False))
+
+    # vCenter's answer ("if the snapshot specified does not exist"), and ours: a CBT refusal.
+    with pytest.raises(vim.fault.NotFound):
+        vm.QueryChangedDiskAreas(snapshot=gone, deviceKey=DISK_KEY, startOffset=0, changeId=first_id)
+    with pytest.raises(ChangeTrackingError, match="NotFound"):
+        changed_areas(vm, gone, DISK_KEY, capacity, first_id)
+
+    # The export warns twice and asks VDDK for the allocated blocks instead of failing the disk.
+    vddk = AllocatedBlocks([(0, 4)])
+    result, base, warnings = plan(vm, gone, gone_id, first_id, capacity, vddk)
+    assert base is None and result.incremental is False and result.chunk_numbers == [0] and vddk.asked == 1
+    assert [w.split(": NotFound: ")[1] for w in warnings] == [
+        "snapshot %s of %s does not exist (removed?); disk %d is read in full" % (gone._moId, vm._moId, DISK_KEY),
+        "snapshot %s of %s does not exist (removed?); using VDDK's allocated blocks" % (gone._moId, vm._moId)]
+    wait_for_task(first.RemoveSnapshot_Task(removeChildren=False))
+
+
+def test_a_change_id_newer_than_the_snapshot_is_refused_and_the_disk_read_in_full(own_vcsim, own_si, place):
+    capacity = 16 * MIB
+    vm = create_vm(place, "cbt-newer-change-id", capacity)
+    set_cbt(vm, True)
+    write(flat_file(own_vcsim, vm), 3 * MIB, b"data")
+    older = take_snapshot(vm, "older")
+    newer = take_snapshot(vm, "newer")  # nothing written in between: both still hold the disk as it is
+    older_id, newer_id = change_id(older), change_id(newer)
+    assert changed(vm, newer, older_id, capacity) == []
+
+    # A changeId names the point where the interval ends at the snapshot begins: not after it.
+    with pytest.raises(vmodl.fault.InvalidArgument, match="handed out after snapshot") as raised:
+        vm.QueryChangedDiskAreas(snapshot=older, deviceKey=DISK_KEY, startOffset=0, changeId=newer_id)
+    assert raised.value.invalidProperty == "changeId"
+
+    # Exporting the older snapshot when the last backup recorded the newer changeId: a full read, warned.
+    result, base, warnings = plan(vm, older, older_id, newer_id, capacity)
+    assert base is None and result.incremental is False and result.chunk_numbers == [3]  # CBT "*" answered
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "CBT cannot tell what changed on disk %d since %s: InvalidArgument: " % (DISK_KEY, newer_id))
+    assert warnings[0].endswith("; disk %d is read in full" % DISK_KEY)
+    # The other way round is the ordinary incremental.
+    result, base, warnings = plan(vm, newer, newer_id, older_id, capacity)
+    assert (base, result.incremental, result.chunk_numbers, warnings) == ("base-backup", True, [], [])
+    for snapshot in (older, newer):
+        wait_for_task(snapshot.RemoveSnapshot_Task(removeChildren=False))
+
+
+def test_a_write_after_the_snapshot_fails_the_export_instead_of_reading_live_data(own_vcsim, own_si, place):
+    """vcsim's snapshots share the VM's flat file (no delta disk): the double would read the disk as it is now."""
+    capacity = 16 * MIB
+    vm = create_vm(place, "cbt-not-point-in-time", capacity)
+    set_cbt(vm, True)
+    path = flat_file(own_vcsim, vm)
+    write(path, 0, b"before")
+    first = take_snapshot(vm, "backup-1")
+    first_id = change_id(first)
+    wait_for_task(first.RemoveSnapshot_Task(removeChildren=False))
+    write(path, MIB, b"between")
+    snapshot = take_snapshot(vm, "backup-2")
+    snapshot_id = change_id(snapshot)
+    assert changed(vm, snapshot, first_id, capacity) == [(MIB, BLOCK)]
+    write(path, MIB, b"between")  # the same bytes again: still the snapshot's content
+    assert changed(vm, snapshot, first_id, capacity) == [(MIB, BLOCK)]
+
+    write(path, 5 * MIB, b"after the snapshot")
+    for change in (first_id, "*"):
+        with pytest.raises(vmodl.fault.SystemError, match="written after snapshot"):
+            vm.QueryChangedDiskAreas(snapshot=snapshot, deviceKey=DISK_KEY, startOffset=0, changeId=change)
+    # Not a CBT refusal: the export fails rather than fall back to a full read of live data.
+    with pytest.raises(vmodl.fault.SystemError):
+        plan(vm, snapshot, snapshot_id, first_id, capacity)
+    # Without a snapshot the query is about the disk as it is now, which the double does read.
+    wait_for_task(snapshot.RemoveSnapshot_Task(removeChildren=False))
+    assert changed(vm, None, snapshot_id, capacity) == [(5 * MIB, BLOCK)]

@@ -43,7 +43,18 @@ import (
 //     snapshot's epoch and a changeId with the blocks whose content (or
 //     allocation) differs between that changeId's epoch and the snapshot's,
 //     merged into extents, at most cbtPageBytes of disk range or
-//     cbtPageAreas extents per call, so clients must loop on startOffset.
+//     cbtPageAreas extents per call, so clients must loop on startOffset;
+//   - it faults where the API reference says vSphere does (see query):
+//     NotFound for a snapshot that does not exist (removed, or not this
+//     VM's), InvalidArgument for a changeId that is not a point before the
+//     snapshot asked about;
+//   - the simulator's snapshots are not point-in-time copies: a snapshot's
+//     disk backing is the VM's own flat file (no delta disk), so whatever
+//     reads the snapshot's disk (the VDDK double) reads the disk as it is
+//     now. A query about a snapshot whose flat file no longer holds what it
+//     held when the snapshot was taken is refused with a SystemError that
+//     says so, which our code does not take for a CBT refusal: a test that
+//     writes after the snapshot fails instead of passing on live data.
 //
 // How it hooks in, without touching govmomi (same mechanisms as
 // pbm_associations.go):
@@ -97,7 +108,29 @@ type trackedDisk struct {
 type diskEpoch struct {
 	uuid   string
 	key    int32
+	seq    int    // the changeId's sequence number: a later epoch has a larger one
+	file   string // the flat extent fingerprinted
+	stamp  fileStamp
 	blocks map[int64][sha256.Size]byte // allocated blocks; absent = hole
+}
+
+// fileStamp is a flat extent's size and modification time, taken before it
+// was fingerprinted: an unchanged stamp means the content is unchanged.
+type fileStamp struct {
+	size  int64
+	mtime int64 // nanoseconds
+	found bool
+}
+
+func stampOf(file string) (fileStamp, error) {
+	info, err := os.Stat(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return fileStamp{}, nil
+	}
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{size: info.Size(), mtime: info.ModTime().UnixNano(), found: true}, nil
 }
 
 func installChangeTracking(model *simulator.Model) *changeTracker {
@@ -220,7 +253,11 @@ func (t *changeTracker) snapshotTaken(ctx *simulator.Context, vm *simulator.Virt
 	for key, disk := range flatDisks(vm.Config.Hardware.Device) {
 		backing := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
 		file, err := flatExtentPath(ctx, vm, backing)
+		var stamp fileStamp
 		var blocks map[int64][sha256.Size]byte
+		if err == nil {
+			stamp, err = stampOf(file) // before reading: a write while hashing changes it
+		}
 		if err == nil {
 			blocks, err = fingerprint(file, diskCapacity(disk))
 		}
@@ -228,7 +265,7 @@ func (t *changeTracker) snapshotTaken(ctx *simulator.Context, vm *simulator.Virt
 			log.Printf("CBT: no changeId for %s disk %d: %v", vm.Self.Value, key, err)
 			continue
 		}
-		id := t.newEpoch(vm.Self.Value, key, file, blocks)
+		id := t.newEpoch(vm.Self.Value, key, file, stamp, blocks)
 		backing.ChangeId = id
 		changeIDs[key] = id
 	}
@@ -246,7 +283,7 @@ func (t *changeTracker) snapshotTaken(ctx *simulator.Context, vm *simulator.Virt
 	})
 }
 
-func (t *changeTracker) newEpoch(vm string, key int32, file string, blocks map[int64][sha256.Size]byte) string {
+func (t *changeTracker) newEpoch(vm string, key int32, file string, stamp fileStamp, blocks map[int64][sha256.Size]byte) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	state := t.vms[vm]
@@ -261,7 +298,7 @@ func (t *changeTracker) newEpoch(vm string, key int32, file string, blocks map[i
 	}
 	disk.seq++
 	id := fmt.Sprintf("%s/%d", disk.uuid, disk.seq)
-	state.epochs[id] = &diskEpoch{uuid: disk.uuid, key: key, blocks: blocks}
+	state.epochs[id] = &diskEpoch{uuid: disk.uuid, key: key, seq: disk.seq, file: file, stamp: stamp, blocks: blocks}
 	return id
 }
 
@@ -431,12 +468,31 @@ func (t *changeTracker) QueryChangedDiskAreas(ctx *simulator.Context, req *types
 	return body
 }
 
+// The faults below are those the vSphere Web Services API reference lists
+// for VirtualMachine.QueryChangedDiskAreas (the method's "Faults" table; the
+// same text is in pyVmomi's docs/vim/VirtualMachine.rst, "Raises"):
+//   - FileFault when the virtual disk files cannot be accessed or queried
+//     (here: CBT off, or its data reset, so the changeId is gone);
+//   - NotFound when the snapshot specified does not exist;
+//   - InvalidArgument when deviceKey is not a virtual disk, startOffset is
+//     past the end of the disk, the changeId is invalid, or the disk does
+//     not support change tracking.
+// And what a changeId is, from the same page (also the JSON API's
+// https://developer.broadcom.com/xapis/virtual-infrastructure-json-api/latest/sdk/vim25/release/VirtualMachine/moId/QueryChangedDiskAreas/post/):
+// it refers to a point in the past, where the change interval begins; the
+// snapshot passed in is where it ends. A changeId handed out after that
+// snapshot was taken begins no interval that ends at it: it is invalid.
+
 func invalidArgument(property, format string, args ...any) *soap.Fault {
 	return simulator.Fault(fmt.Sprintf(format, args...), &types.InvalidArgument{InvalidProperty: property})
 }
 
 func fileFault(file, format string, args ...any) *soap.Fault {
 	return simulator.Fault(fmt.Sprintf(format, args...), &types.FileFault{File: file})
+}
+
+func notFound(format string, args ...any) *soap.Fault {
+	return simulator.Fault(fmt.Sprintf(format, args...), &types.NotFound{})
 }
 
 func (t *changeTracker) query(ctx *simulator.Context, req *types.QueryChangedDiskAreas) (*types.DiskChangeInfo, *soap.Fault) {
@@ -493,10 +549,51 @@ func (t *changeTracker) query(ctx *simulator.Context, req *types.QueryChangedDis
 			return nil, fileFault(disk.fileName, "changeId %q is unknown for disk %d of %s (change tracking was reset or the changeId belongs to another disk)",
 				req.ChangeId, req.DeviceKey, req.This.Value)
 		}
+		if req.Snapshot != nil && base.seq > target.seq {
+			return nil, invalidArgument("changeId", "changeId %q was handed out after snapshot %s was taken (its changeId is %q): "+
+				"a changeId must name a point before the snapshot asked about", req.ChangeId, req.Snapshot.Value, disk.changeID)
+		}
 		changed = differingBlocks(base.blocks, target.blocks)
+	}
+	if req.Snapshot != nil {
+		if fault := stillAsTaken(target, disk, req.Snapshot.Value); fault != nil {
+			return nil, fault
+		}
 	}
 	sort.Slice(changed, func(i, j int) bool { return changed[i] < changed[j] })
 	return page(changed, req.StartOffset, disk.capacity), nil
+}
+
+// stillAsTaken refuses to describe a snapshot whose disk no longer holds
+// what it held when the snapshot was taken. The simulator keeps no delta
+// disk, so the snapshot's disk is the VM's live flat file: the areas would
+// be right for the snapshot, the bytes read through the double would not.
+// vSphere never raises this; it is the test bed saying it cannot emulate the
+// snapshot any more (a SystemError, which our CBT code does not take for a
+// CBT refusal to fall back from).
+func stillAsTaken(target *diskEpoch, disk *queriedDisk, snapshot string) *soap.Fault {
+	if target.file != disk.file {
+		return nil
+	}
+	stamp, err := stampOf(disk.file)
+	if err == nil && stamp == target.stamp {
+		return nil
+	}
+	var blocks map[int64][sha256.Size]byte
+	if err == nil {
+		blocks, err = fingerprint(disk.file, disk.capacity)
+	}
+	if err != nil {
+		return fileFault(disk.fileName, "reading %s: %v", disk.fileName, err)
+	}
+	changed := differingBlocks(target.blocks, blocks)
+	if len(changed) == 0 {
+		return nil
+	}
+	reason := fmt.Sprintf("vcsim launcher: %s was written after snapshot %s was taken (%d blocks of 64 KiB differ): "+
+		"the simulator's snapshots share the VM's flat file (no delta disks), so the snapshot's content is gone; "+
+		"write before taking the snapshot", disk.fileName, snapshot, len(changed))
+	return simulator.Fault(reason, &types.SystemError{Reason: reason})
 }
 
 func (t *changeTracker) epoch(vm, changeID string) *diskEpoch {
@@ -517,12 +614,14 @@ func lookUpDisk(ctx *simulator.Context, req *types.QueryChangedDiskAreas) (*quer
 	}
 	var snapshot *simulator.VirtualMachineSnapshot
 	if req.Snapshot != nil {
+		// NotFound "if the snapshot specified does not exist": removed (no
+		// longer in the inventory), or not one of this VM's snapshots.
 		snapshot, ok = ctx.Map.Get(*req.Snapshot).(*simulator.VirtualMachineSnapshot)
 		if !ok {
-			return nil, simulator.Fault("", &types.ManagedObjectNotFound{Obj: *req.Snapshot})
+			return nil, notFound("snapshot %s of %s does not exist (removed?)", req.Snapshot.Value, req.This.Value)
 		}
 		if snapshot.Vm != req.This {
-			return nil, invalidArgument("snapshot", "snapshot %s belongs to %s, not %s", req.Snapshot.Value, snapshot.Vm.Value, req.This.Value)
+			return nil, notFound("snapshot %s does not exist on %s: it belongs to %s", req.Snapshot.Value, req.This.Value, snapshot.Vm.Value)
 		}
 	}
 	var disk *queriedDisk
