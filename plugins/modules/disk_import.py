@@ -14,8 +14,15 @@ version_added: 0.1.0
 description:
   - Writes the disks of a committed backup into the disks of a powered-off VM (usually the one vm_restore
     created) through VDDK, which encrypts them again for an encrypted VM.
-  - Every chunk is authenticated before it is written; areas that were holes in the backup are not written,
-    so they stay holes on a thin disk.
+  - Every chunk is authenticated before it is written.
+  - Nothing of what a target disk held before is left. Unless O(target_blank) is set, the module first asks VDDK
+    which blocks of the target disk hold data (C(QueryAllocatedBlocks)); every area that was a hole (zeros) in the
+    backup and holds data on the target is written with zeros, and so is old data past the backup's capacity on a
+    larger target. Holes over unallocated target blocks are not written, so they stay holes on a thin disk.
+  - When VDDK cannot tell which blocks hold data (storage other than VMFS and vSAN), every hole is written with
+    zeros, with a warning; this costs a write of the whole disk.
+  - No restore snapshot is taken; the VDDK programming guide requires one for SAN transport only and calls it
+    optional for NBDSSL and HotAdd.
   - A lost connection is reopened and the disk resumes, up to O(max_retries) times.
 author:
   - vmcrypt.backup maintainers (@vmcrypt-backup)
@@ -36,6 +43,14 @@ options:
         on the VM's disk 2016.
       - By default every backed-up disk goes to the target disk with the same device key.
     type: dict
+  target_blank:
+    description:
+      - States that every target disk reads as zeros everywhere, as disks vm_restore has just created do, so the
+        module neither asks VDDK for their allocated blocks nor writes zeros over the holes of the backup.
+      - Only set it for disks created for this restore; on a disk that held data, its old bytes stay in every hole
+        of the backup.
+    type: bool
+    default: false
 notes:
   - In check mode nothing is connected or written; the result says which disk goes where.
 attributes:
@@ -52,6 +67,15 @@ EXAMPLES = r"""
     backup_id: "{{ backup_id }}"
     transports: [nbdssl]
     vddk_libdir: /opt/vmware-vix-disklib-distrib
+  environment:
+    VMCRYPT_REPOSITORY_PASSWORD: "{{ vault_repository_password }}"
+
+- name: Write them into disks vm_restore has just created (no zeros to write)
+  vmcrypt.backup.disk_import:
+    name: app01-restored
+    repository: /backups/repo
+    backup_id: "{{ backup_id }}"
+    target_blank: true
   environment:
     VMCRYPT_REPOSITORY_PASSWORD: "{{ vault_repository_password }}"
 """
@@ -108,9 +132,23 @@ disks:
     bytes_written:
       description: Bytes written through VDDK; null in check mode.
       type: int
-    bytes_skipped:
-      description: Bytes not written (holes in the backup); null in check mode.
+    bytes_zeroed:
+      description:
+        - Bytes of zeros written over old data of the target (holes of the backup, and past its capacity);
+          null in check mode.
       type: int
+    bytes_skipped:
+      description:
+        - Bytes of the backed-up disk not written (holes of the backup over target blocks that hold no data);
+          null in check mode.
+      type: int
+    target_check:
+      description:
+        - How the target's old contents were found; null in check mode.
+        - C(allocated_blocks) VDDK listed the blocks holding data, C(unavailable) it could not tell and every hole
+          was written with zeros, C(skipped) O(target_blank) was set.
+      type: str
+      sample: allocated_blocks
     retries:
       description: Connections reopened to resume the disk; null in check mode.
       type: int
@@ -122,7 +160,9 @@ disks:
       description: Time spent on the disk; null in check mode.
       type: float
     throughput_mib_s:
-      description: Bytes written per second, in MiB; null in check mode, or when the disk took no measurable time.
+      description:
+        - Bytes written (data and zeros) per second, in MiB; null in check mode, or when the disk took no
+          measurable time.
       type: float
 error_type:
   description:
@@ -145,7 +185,8 @@ def run(module):
 
 def main():
     run_module(run, groups=("vsphere", "one_vm", "repository", "vddk"),
-               options=dict(backup_id=dict(type="str", required=True), disk_map=dict(type="dict")))
+               options=dict(backup_id=dict(type="str", required=True), disk_map=dict(type="dict"),
+                            target_blank=dict(type="bool", default=False)))
 
 
 if __name__ == "__main__":

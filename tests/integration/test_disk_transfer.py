@@ -341,3 +341,106 @@ def test_import_refuses_a_bad_plan_before_writing(tmp_path, vcsim, estate, disks
     assert [call["call"] for call in double.calls() if call["call"] == "Write"] == []
     for key in (2000, 2001):
         assert os.path.getsize(disks[(TARGET, key)][0]) == 0  # nothing written
+
+
+def exported(tmp_path, vcsim, double, repository):
+    double.snapshots = ["*"]
+    double.write()
+    run, result = export(tmp_path, vcsim, double, repository)
+    assert result["_status"] == "ok", run.output
+    return result["backup_id"]
+
+
+def import_into_target(tmp_path, vcsim, double, repository, backup_id, **args):
+    args.update(name=TARGET, repository=repository, backup_id=backup_id)
+    args.setdefault("transports", ["nbdssl"])
+    run = run_playbook(tmp_path, [{"name": "import", "ignore_errors": True, "vmcrypt.backup.disk_import": args}],
+                       env=env_for(vcsim, double))
+    return run, run["import"]
+
+
+def fill_with_other_data(disks, quarters=4):
+    """Random bytes over the first quarters of each TARGET disk (all of it by default)."""
+    for key in (2000, 2001):
+        path, capacity = disks[(TARGET, key)]
+        put(path, 0, os.urandom(capacity * quarters // 4))
+
+
+def assert_targets_equal_sources(disks):
+    for key in (2000, 2001):
+        source_path, capacity = disks[(SOURCE, key)]
+        target_path, _target_capacity = disks[(TARGET, key)]
+        assert content(target_path, capacity) == content(source_path, capacity), "disk %d differs" % key
+
+
+def test_import_into_disks_full_of_other_data_leaves_none_of_it(tmp_path, vcsim, estate, disks, double, repository,
+                                                                source_vm):
+    backup_id = exported(tmp_path, vcsim, double, repository)
+    fill_with_other_data(disks)
+    run, result = import_into_target(tmp_path, vcsim, double, repository, backup_id)
+    assert result["_status"] == "ok", run.output
+    assert_targets_equal_sources(disks)  # every byte, the holes of the backup included
+    reports = dict((disk["key"], disk) for disk in result["disks"])
+    assert reports[2000]["bytes_written"] == 4 * CHUNK and reports[2000]["bytes_zeroed"] == 16 * MIB - 4 * CHUNK
+    assert reports[2001]["bytes_written"] == CHUNK and reports[2001]["bytes_zeroed"] == 8 * MIB - CHUNK
+    # every block allocated is VDDK's answer on storage that cannot tell, too: every hole gets zeros
+    assert all(disk["target_check"] == "unavailable" and disk["bytes_skipped"] == 0 for disk in result["disks"])
+
+
+def test_import_zeroes_only_the_holes_over_old_data(tmp_path, vcsim, estate, disks, double, repository, source_vm):
+    backup_id = exported(tmp_path, vcsim, double, repository)
+    fill_with_other_data(disks, quarters=3)  # the last quarter of each target disk is a hole
+    run, result = import_into_target(tmp_path, vcsim, double, repository, backup_id)
+    assert result["_status"] == "ok", run.output
+    assert_targets_equal_sources(disks)
+    reports = dict((disk["key"], disk) for disk in result["disks"])
+    assert reports[2000]["bytes_zeroed"] == 12 * MIB - 4 * CHUNK and reports[2000]["bytes_skipped"] == 4 * MIB
+    assert reports[2001]["bytes_zeroed"] == 6 * MIB - CHUNK and reports[2001]["bytes_skipped"] == 2 * MIB
+    assert all(disk["target_check"] == "allocated_blocks" for disk in result["disks"])
+    assert os.path.getsize(disks[(TARGET, 2000)][0]) == 12 * MIB  # the hole was not written
+    # the import's read-write connections write the live disks, no restore snapshot; each asks for the
+    # target's allocated blocks before its first write
+    entries = double.calls()
+    first = [number for number, call in enumerate(entries) if call["call"] == "ConnectEx" and call["readOnly"] == 0]
+    assert len(first) == 2 and all(entries[number]["snapshotRef"] is None for number in first)
+    calls = [call["call"] for call in entries[first[0]:] if call["call"] in ("QueryAllocatedBlocks", "Write")]
+    assert calls[0] == "QueryAllocatedBlocks" and calls.count("Write") > 0
+
+
+def test_import_where_vddk_cannot_list_blocks_zeroes_every_hole_with_a_warning(tmp_path, vcsim, estate, disks,
+                                                                               double, repository, source_vm):
+    backup_id = exported(tmp_path, vcsim, double, repository)
+    fill_with_other_data(disks)
+    double.write(fault__query_blocks="unsupported")
+    run, result = import_into_target(tmp_path, vcsim, double, repository, backup_id)
+    assert result["_status"] == "ok", run.output
+    assert_targets_equal_sources(disks)
+    assert all(disk["target_check"] == "unavailable" for disk in result["disks"])
+    warnings = " ".join(result.get("warnings", []))
+    assert "disk 2000: the target cannot tell which of its blocks hold data" in warnings
+
+
+def test_import_with_target_blank_asks_nothing_and_writes_no_zeros(tmp_path, vcsim, estate, disks, double,
+                                                                   repository, source_vm):
+    backup_id = exported(tmp_path, vcsim, double, repository)
+    queries_before = len(double.calls("QueryAllocatedBlocks"))
+    run, result = import_into_target(tmp_path, vcsim, double, repository, backup_id, target_blank=True)
+    assert result["_status"] == "ok", run.output
+    assert_targets_equal_sources(disks)
+    assert len(double.calls("QueryAllocatedBlocks")) == queries_before
+    assert all(disk["target_check"] == "skipped" and disk["bytes_zeroed"] == 0 for disk in result["disks"])
+    assert dict((disk["key"], disk["bytes_written"]) for disk in result["disks"]) == {2000: 4 * CHUNK, 2001: CHUNK}
+
+
+def test_a_disk_in_use_cannot_be_written_and_is_left_as_it_was(tmp_path, vcsim, estate, disks, double, repository,
+                                                               source_vm):
+    """vCenter said powered off, but the VM runs by the time VDDK opens its disk: the double refuses write access."""
+    backup_id = exported(tmp_path, vcsim, double, repository)
+    fill_with_other_data(disks)
+    before = content(*disks[(TARGET, 2000)])
+    double.write(powered_on=estate["vms"][TARGET]["moid"])
+    run, result = import_into_target(tmp_path, vcsim, double, repository, backup_id)
+    assert result["_status"] == "failed"
+    assert "The file is already in use" in result["msg"] and "\n" not in result["msg"]
+    assert double.calls("Write") == []
+    assert content(*disks[(TARGET, 2000)]) == before

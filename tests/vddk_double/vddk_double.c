@@ -14,6 +14,8 @@
  *   snapshot=snapshot-N              known snapshot morefs (repeatable; "*": any)
  *   vm=vm-N                          known VMs (repeatable; none = any)
  *   encrypted=[DS] dir/disk.vmdk     encrypted disks (repeatable)
+ *   powered_on=vm-N                  VMs running now: their disks cannot be opened for
+ *                                    writing (repeatable)
  *   hotadd=0|1                       this "proxy" can hot-add disks
  *   proxy_encrypted=0|1              the proxy VM is encrypted
  *   log=/path/calls.jsonl            call log (appended)
@@ -36,7 +38,11 @@
  * lines reach the log, warning and panic callbacks from a background thread;
  * sessionId credentials need cookie, userName and key; a wrong thumbprint is
  * found by Open (VIX_E_FAIL), not ConnectEx; Open falls back to another mode
- * instead of failing; FreeConnectParams frees only the structure.
+ * instead of failing; FreeConnectParams frees only the structure; a disk in
+ * active use (its VM powered on) cannot be opened for writing ("You cannot get
+ * write access to a virtual disk that is in active use", VDDK 8 programming
+ * guide, "Low Level Restore Procedures"); a restore over NBDSSL or HotAdd needs
+ * no restore snapshot (same section: "the restore snapshot is optional").
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -72,6 +78,8 @@ struct config {
     int n_vms;
     char *encrypted[MAX_ITEMS];
     int n_encrypted;
+    char *powered_on[MAX_ITEMS];
+    int n_powered_on;
     char *thumbprint;
     char *log_path;
     int hotadd;
@@ -132,6 +140,8 @@ static void config_clear(void)
         free(cfg.vms[i]);
     for (i = 0; i < cfg.n_encrypted; i++)
         free(cfg.encrypted[i]);
+    for (i = 0; i < cfg.n_powered_on; i++)
+        free(cfg.powered_on[i]);
     free(cfg.thumbprint);
     free(cfg.log_path);
     memset(&cfg, 0, sizeof cfg);
@@ -182,6 +192,8 @@ static void config_load(void)
             add_item(cfg.vms, &cfg.n_vms, value);
         } else if (strcmp(key, "encrypted") == 0) {
             add_item(cfg.encrypted, &cfg.n_encrypted, value);
+        } else if (strcmp(key, "powered_on") == 0) {
+            add_item(cfg.powered_on, &cfg.n_powered_on, value);
         } else if (strcmp(key, "thumbprint") == 0) {
             free(cfg.thumbprint);
             cfg.thumbprint = strdup(value);
@@ -457,6 +469,7 @@ static const char *error_text(VixError error)
     case VIX_E_NOT_SUPPORTED: return "The operation is not supported";
     case VIX_E_FILE_ERROR: return "A file access error occurred on the host or guest operating system";
     case VIX_E_FILE_READ_ONLY: return "The file is write-protected";
+    case VIX_E_FILE_ALREADY_LOCKED: return "The file is already in use";
     case VIX_E_FILE_NAME_INVALID: return "The file name is not valid";
     case VIX_E_AUTHENTICATION_FAIL: return "Authentication failure or insufficient permissions in guest operating system";
     case VIX_E_VM_NOT_FOUND: return "The virtual machine cannot be found";
@@ -875,7 +888,7 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
     uint64_t capacity = 0;
     const char *mode = NULL;
     int read_only = (flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY) != 0, fd = -1;
-    int encrypted = 0, fell_back = 0, bad_thumbprint = 0;
+    int encrypted = 0, fell_back = 0, bad_thumbprint = 0, in_use = 0;
     VixError result = VIX_OK;
 
     pthread_mutex_lock(&lock);
@@ -889,7 +902,11 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
         result = VIX_E_FAIL;
     } else if (!read_only && conn->read_only)
         result = VIX_E_FILE_READ_ONLY;
-    else if ((descriptor = local_path(path)) == NULL)
+    else if (!read_only && in_list(cfg.powered_on, cfg.n_powered_on, conn->vmx + 6)) {
+        /* the running VM holds its disks: no write access while it is powered on */
+        in_use = 1;
+        result = VIX_E_FILE_ALREADY_LOCKED;
+    } else if ((descriptor = local_path(path)) == NULL)
         result = VIX_E_FILE_NAME_INVALID;
     else
         result = read_descriptor(descriptor, &flat, &capacity);
@@ -933,6 +950,9 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
     if (fell_back && result == VIX_OK)
         warn("VixDiskLib: no requested transport mode (%s) is usable for %s; falling back to %s\n",
              conn->transports ? conn->transports : "default", path, mode);
+    if (in_use)
+        warn("VixDiskLib: cannot open %s for writing: the virtual machine %s is powered on and uses the disk\n",
+             path, conn->vmx + 6);
     if (bad_thumbprint)
         warn("VixDiskLibVim: SSL: the server's certificate does not match the thumbprint given for %s\n", path);
     return result;

@@ -5,12 +5,25 @@
 
 The target VM is powered off and its disks are at least as large as the
 backed-up ones; both are checked before anything is written.  Each disk is
-written from authenticated chunks only; holes are left unwritten.
+written from authenticated chunks only, and nothing of what the target held
+before is left: holes of the backup are written with zeros where the target
+disk has data (VDDK QueryAllocatedBlocks on the target, or everywhere when
+it cannot tell), unless ``target_blank`` says the disks were just created.
+
+No restore snapshot is taken.  The VDDK programming guides require one for
+SAN transport only and call it optional for NBDSSL and HotAdd: 8.0 and 6.7,
+"Low Level Restore Procedures" ("For other transport modes, the restore
+snapshot is optional") and 8.0 "Restore an Existing Virtual Machine to a
+Previous State" ("The restore snapshot is optional (not necessary) for
+NBD(SSL) and HotAdd transport modes"); the 5.x guide already said "With SAN
+transport only".  See docs/disk-transfer.md.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import logging
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, NotFoundError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import TransferJob, reconnect_cures
@@ -21,14 +34,15 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.connection imp
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
 
 
+LOGGER = logging.getLogger("vmcrypt.backup.vddk")
 # What a run measures per disk; check mode returns the same keys with these unmeasured (None).
-MEASURED_DISK_KEYS = ("bytes_written", "bytes_skipped", "retries", "transport", "duration_seconds",
-                      "throughput_mib_s")
+MEASURED_DISK_KEYS = ("bytes_written", "bytes_zeroed", "bytes_skipped", "target_check", "retries", "transport",
+                      "duration_seconds", "throughput_mib_s")
 
 
 class ImportOptions:
     def __init__(self, backup_id, disk_map=None, transports=("hotadd", "nbdssl"), vddk_libdir=None,
-                 progress_file=None, max_retries=3, retry_delay=2.0, threads=None):
+                 progress_file=None, max_retries=3, retry_delay=2.0, threads=None, target_blank=False):
         self.backup_id = backup_id
         self.disk_map = dict((str(source), str(target)) for source, target in (disk_map or {}).items())
         self.transports = list(transports)
@@ -39,6 +53,9 @@ class ImportOptions:
         self.max_retries = max_retries
         self.retry_delay = retry_delay
         self.threads = threads
+        if not isinstance(target_blank, bool):
+            raise InvalidArgumentError("target_blank must be true or false, not %r" % (target_blank,))
+        self.target_blank = target_blank
 
 
 class DiskImportJob(TransferJob):
@@ -95,10 +112,13 @@ class DiskImportJob(TransferJob):
         reports = []
         with self.repository.reading("restore backup %s" % manifest.backup_id):  # a prune waits for the restore
             for source, _capacity, target in pairs:
-                endpoint = VddkDiskEndpoint(connect, target["file"], read_only=False)
+                # Why VDDK cannot list the target's blocks goes to the log; import_disk warns what that means here.
+                endpoint = VddkDiskEndpoint(connect, target["file"], read_only=False,
+                                            warn=lambda text: LOGGER.info("%s", text))
                 report = import_disk(endpoint.open, self.repository, manifest.backup_id, source, progress=progress,
                                      retryable=reconnect_cures, max_retries=self.options.max_retries,
-                                     retry_delay=self.options.retry_delay, threads=self.options.threads)
+                                     retry_delay=self.options.retry_delay, threads=self.options.threads,
+                                     target_blank=self.options.target_blank, warn=self.warn)
                 report.update(key=int(source), target=target["key"], target_file=target["file"])
                 reports.append(report)
         return {"changed": True, "backup_id": manifest.backup_id, "transports": checked.allowed,

@@ -1,4 +1,4 @@
-"""import_disk from a real repository into an in-memory target: holes, authentication, retries."""
+"""import_disk from a real repository into an in-memory target: holes, old contents, authentication, retries."""
 import os
 
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks import chunk_name
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import IntegrityError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.restore import import_disk
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.restore import import_disk, stale_ranges
 
 from transfer_helpers import CHUNK, VM
 
@@ -16,10 +16,21 @@ class FlakyTarget(Exception):
 
 
 class MemoryTarget:
-    def __init__(self, capacity):
-        self.image = bytearray(capacity)
+    """A thin disk in memory: blocks of CHUNK bytes are allocated when written (or held data before).
+
+    ``can_tell=False`` stands for storage whose allocated blocks VDDK cannot list.
+    """
+
+    def __init__(self, capacity, old=None, can_tell=True):
+        self.image = bytearray(old if old is not None else bytes(capacity))
+        self.capacity = capacity
+        self.allocated = set(number for number in range(0, capacity, CHUNK) if any(self.image[number:number + CHUNK]))
+        self.can_tell = can_tell
         self.writes = []
+        self.zero_writes = []
+        self.queries = 0
         self.fail_at = {}
+        self.fail_queries = 0
         self.opened = 0
 
     def open(self):
@@ -28,12 +39,22 @@ class MemoryTarget:
 
     transport_mode = "hotadd"
 
+    def allocated_extents(self):
+        self.queries += 1
+        if self.fail_queries:
+            self.fail_queries -= 1
+            raise FlakyTarget("connection dropped")
+        if not self.can_tell:
+            return None
+        return [(number, min(CHUNK, self.capacity - number)) for number in sorted(self.allocated)]
+
     def write(self, offset, data):
         if self.fail_at.get(offset):
             self.fail_at[offset] -= 1
             raise FlakyTarget("connection dropped")
-        self.writes.append(offset)
+        (self.writes if any(data) else self.zero_writes).append(offset)
         self.image[offset:offset + len(data)] = data
+        self.allocated.update(range(offset // CHUNK * CHUNK, offset + len(data), CHUNK))
 
     def close(self):
         pass
@@ -54,16 +75,104 @@ def sparse_image():
     return image
 
 
-def test_restore_is_byte_identical_and_holes_stay_unwritten(repo):
+def test_restore_into_a_blank_disk_is_byte_identical_and_holes_stay_unwritten(repo):
     image = sparse_image()
     backup_id = backed_up(repo, image)
     target = MemoryTarget(len(image))
     report = import_disk(target.open, repo, backup_id, "2000", threads=2)
     assert bytes(target.image) == bytes(image)
+    assert target.queries == 1 and target.zero_writes == []  # nothing allocated, nothing to clear
     assert target.writes == [CHUNK, 20 * CHUNK, 32 * CHUNK]
-    assert report["bytes_written"] == 2 * CHUNK + 1000
+    assert report["bytes_written"] == 2 * CHUNK + 1000 and report["bytes_zeroed"] == 0
     assert report["bytes_skipped"] == len(image) - report["bytes_written"]
+    assert report["target_check"] == "allocated_blocks"
     assert report["transport"] == "hotadd"
+
+
+def test_restore_into_a_disk_full_of_other_data_leaves_none_of_it(repo):
+    image = sparse_image()
+    backup_id = backed_up(repo, image)
+    target = MemoryTarget(len(image), old=os.urandom(len(image)))
+    report = import_disk(target.open, repo, backup_id, "2000", threads=2)
+    assert bytes(target.image) == bytes(image)
+    assert report["bytes_written"] == 2 * CHUNK + 1000
+    assert report["bytes_zeroed"] == len(image) - report["bytes_written"] and report["bytes_skipped"] == 0
+    assert target.writes == [CHUNK, 20 * CHUNK, 32 * CHUNK]
+
+
+def test_only_holes_over_the_targets_old_data_are_zeroed(repo):
+    image = sparse_image()
+    backup_id = backed_up(repo, image)
+    old = bytearray(len(image))
+    old[3 * CHUNK + 7:3 * CHUNK + 9] = b"\xff\xff"  # one stale block in a hole of the backup
+    old[CHUNK:CHUNK + 10] = b"overwritten"[:10]  # under data of the backup: its chunk replaces it
+    target = MemoryTarget(len(image), old=old)
+    report = import_disk(target.open, repo, backup_id, "2000", threads=2)
+    assert bytes(target.image) == bytes(image)
+    assert target.zero_writes == [3 * CHUNK]
+    assert report["bytes_zeroed"] == CHUNK
+    assert report["bytes_skipped"] == len(image) - report["bytes_written"] - CHUNK
+
+
+def test_a_target_that_cannot_tell_gets_zeros_over_every_hole_and_a_warning(repo):
+    image = sparse_image()
+    backup_id = backed_up(repo, image)
+    target = MemoryTarget(len(image), old=os.urandom(len(image)), can_tell=False)
+    warnings = []
+    report = import_disk(target.open, repo, backup_id, "2000", threads=2, warn=warnings.append)
+    assert bytes(target.image) == bytes(image)
+    assert report["target_check"] == "unavailable"
+    assert report["bytes_zeroed"] == len(image) - report["bytes_written"]
+    [warning] = warnings
+    assert warning.startswith("disk 2000: the target cannot tell which of its blocks hold data (or reports all of "
+                              "them), so every hole of the backup is written with zeros (%d bytes)"
+                              % report["bytes_zeroed"])
+
+
+def test_target_blank_skips_the_question_and_writes_no_zeros(repo):
+    image = sparse_image()
+    backup_id = backed_up(repo, image)
+    target = MemoryTarget(len(image))
+    report = import_disk(target.open, repo, backup_id, "2000", threads=2, target_blank=True)
+    assert bytes(target.image) == bytes(image)
+    assert target.queries == 0 and target.zero_writes == []
+    assert report["target_check"] == "skipped" and report["bytes_zeroed"] == 0
+
+
+def test_old_data_past_the_backups_capacity_is_zeroed_too(repo):
+    image = sparse_image()
+    backup_id = backed_up(repo, image)
+    capacity = 40 * CHUNK
+    old = bytearray(capacity)
+    old[36 * CHUNK:36 * CHUNK + 3] = b"old"
+    target = MemoryTarget(capacity, old=old)
+    report = import_disk(target.open, repo, backup_id, "2000", threads=2)
+    assert bytes(target.image) == bytes(image) + bytes(capacity - len(image))
+    assert target.zero_writes == [36 * CHUNK] and report["bytes_zeroed"] == CHUNK
+    assert report["bytes_skipped"] == len(image) - report["bytes_written"]
+
+
+def test_a_lost_connection_while_asking_for_allocated_blocks_reconnects(repo):
+    image = sparse_image()
+    backup_id = backed_up(repo, image)
+    target = MemoryTarget(len(image), old=os.urandom(len(image)))
+    target.fail_queries = 1
+    report = import_disk(target.open, repo, backup_id, "2000", retryable=(FlakyTarget,), sleep=lambda s: None)
+    assert report["retries"] == 1 and target.opened == 2 and target.queries == 2
+    assert bytes(target.image) == bytes(image)
+
+
+@pytest.mark.parametrize("stored, allocated, end, expected", [
+    ([], [], 100, []),
+    ([], None, 100, [(0, 100)]),
+    ([(10, 10)], None, 30, [(0, 10), (20, 10)]),
+    ([(10, 10), (40, 10)], [(0, 15), (15, 30)], 60, [(0, 10), (20, 20)]),
+    ([(0, 50)], [(20, 10)], 50, []),
+    ([(0, 10)], [(5, 100)], 50, [(10, 40)]),  # clipped to the end
+    ([], [(30, 10), (0, 10), (5, 10)], 50, [(0, 15), (30, 10)]),  # unsorted, overlapping
+])
+def test_stale_ranges(stored, allocated, end, expected):
+    assert stale_ranges(stored, allocated, end) == expected
 
 
 def test_tampered_chunk_is_refused_before_it_is_written(repo):
