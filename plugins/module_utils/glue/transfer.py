@@ -24,7 +24,7 @@ def export_options_from_params(params):
 def import_options_from_params(params):
     return ImportOptions(params["backup_id"], disk_map=params["disk_map"], transports=params["transports"],
                          vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
-                         max_retries=params["max_retries"])
+                         max_retries=params["max_retries"], target_blank=params["target_blank"])
 
 
 def run_transfer_job(module, job_class, options):
