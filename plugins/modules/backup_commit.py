@@ -80,7 +80,7 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository, pass_on_repository_warnings
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.staged_backup import (
     commit_backup,
     discard_backup,
@@ -90,6 +90,7 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.staged_ba
 def run(module):
     params = module.params
     repository = open_repository(params)
+    pass_on_repository_warnings(module, repository)
     if params["state"] == "discarded":
         return discard_backup(repository, params["backup_id"], dry_run=module.check_mode)
     return commit_backup(repository, params["backup_id"], warnings=params["warnings"], dry_run=module.check_mode)

@@ -210,7 +210,7 @@ error_type:
 
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository, pass_on_repository_warnings
 
 
 def run(module):
@@ -227,8 +227,7 @@ def run(module):
         module.warn("%d backup manifest(s) could not be read or authenticated; run backup_verify" % len(unreadable))
     if params["staged"]:
         result["staged_backups"] = repo.list_staged()
-    for warning in repo.warnings:
-        module.warn(warning)
+    pass_on_repository_warnings(module, repo)
     return result
 
 

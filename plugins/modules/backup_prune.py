@@ -153,7 +153,7 @@ import math
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository, pass_on_repository_warnings
 
 RULES = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
 
@@ -171,8 +171,7 @@ def run(module):
     removed = ("removed_backups", "abandoned_staged_backups", "chunks_removed", "temp_files_removed",
                "stale_locks_removed")
     report["changed"] = any(report[name] for name in removed)
-    for warning in repo.warnings:
-        module.warn(warning)
+    pass_on_repository_warnings(module, repo)
     return report
 
 

@@ -166,7 +166,7 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository, pass_on_repository_warnings
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import IntegrityError
 
 
@@ -179,8 +179,7 @@ def run(module):
     report = repo.verify(backup_ids, sample=params["sample"], threads=params["threads"],
                          quarantine=not module.check_mode)
     report["changed"] = report["quarantined_count"] > 0
-    for warning in repo.warnings:
-        module.warn(warning)
+    pass_on_repository_warnings(module, repo)
     if not report["ok"] and params["fail_on_error"]:
         raise IntegrityError("verify found %d missing and %d corrupt chunk references, %d unreadable manifests and %d "
                              "broken chains" % (report["missing_count"], report["corrupt_count"],

@@ -191,7 +191,11 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository, vm_session
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import (
+    open_repository,
+    pass_on_repository_warnings,
+    vm_session,
+)
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.metadata_capture import MetadataCapture
 
 
@@ -206,6 +210,7 @@ def run(module):
             result = capture.run(backup_id=params["backup_id"], commit=params["commit"])
     for warning in result["backup_warnings"]:
         module.warn(warning)
+    pass_on_repository_warnings(module, repository)
     return result
 
 

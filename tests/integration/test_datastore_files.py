@@ -43,11 +43,18 @@ def nvram(vcsim, estate):
 
 @pytest.fixture
 def scratch_file(vcsim, estate):
-    """A datastore path in crypt-vm01's folder for uploads; its file is removed after the test."""
-    target = "[%s] crypt-vm01/scratch-upload.nvram" % estate["datastore"]["name"]
+    """A datastore path for uploads in a folder of its own, removed after the test.
+
+    Not in a VM's folder: the simulator lists a VM folder's .nvram files in that VM's file layout,
+    and the estate's tests (and metadata capture) would find two NVRAM files there.
+    """
+    target = "[%s] vmcrypt-scratch/scratch-upload.nvram" % estate["datastore"]["name"]
     yield target
     if os.path.exists(local_path(vcsim, target)):
         os.remove(local_path(vcsim, target))
+    folder = os.path.dirname(local_path(vcsim, target))
+    if os.path.isdir(folder) and not os.listdir(folder):
+        os.rmdir(folder)
 
 
 def test_download_streams_the_nvram_bytes_with_size_and_sha256(client, estate, nvram):

@@ -55,3 +55,9 @@ def credential_from_params(params, environ=None):
 
 def open_repository(params):
     return Repository.open(params["repository"], credential_from_params(params))
+
+
+def pass_on_repository_warnings(module, repository):
+    """What the repository noticed (a key slot skipped, ...) as task warnings."""
+    for warning in repository.warnings:
+        module.warn(warning)

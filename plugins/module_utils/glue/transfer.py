@@ -7,7 +7,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository, vm_session
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import (
+    open_repository,
+    pass_on_repository_warnings,
+    vm_session,
+)
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.vddk_process import ensure_vddk_library_path
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import ExportOptions
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import ImportOptions
@@ -36,4 +40,6 @@ def run_transfer_job(module, job_class, options):
     with vm_session(params) as (client, finder, vm):
         proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
         job = job_class(client, finder, repository, vm, options, proxy_vm=proxy, warn=module.warn)
-        return job.plan_only() if module.check_mode else job.run()
+        result = job.plan_only() if module.check_mode else job.run()
+    pass_on_repository_warnings(module, repository)
+    return result
