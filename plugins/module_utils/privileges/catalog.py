@@ -89,12 +89,8 @@ RESTORE_ROOT = frozenset((
     "Global.DisableMethods",
     "Global.EnableMethods",
 ))
-# [VDDK-RESTORE] HotAdd and SAN restore need a snapshot that is reverted, then deleted.
-RESTORE_SNAPSHOT_VM = frozenset((
-    "VirtualMachine.State.CreateSnapshot",
-    "VirtualMachine.State.RemoveSnapshot",
-    "VirtualMachine.State.RevertToSnapshot",
-))
+# [VDDK-RESTORE] A restore snapshot is required with SAN only ("optional" with NBDSSL and HotAdd);
+# disk_import takes none, so a SAN restore is refused by the rules and no snapshot privilege is needed.
 
 # -- create the VM a restore writes into: vm_restore ----------------------
 # [SEC-TASKS] "Create a virtual machine", on the destination folder: create new and
@@ -134,7 +130,7 @@ RESTORE_VM_ROOT = frozenset((
 ROLE_LISTS = {
     "backup": (BACKUP_VM, BACKUP_ROOT, TRANSFER_HOST, NVRAM_HTTP, frozenset((CRYPTO_ACCESS,))),
     "hotadd_proxy": (HOTADD_PROXY, HOTADD_PROXY_DATASTORE, frozenset((CRYPTO_ADD_DISK,))),
-    "restore_existing": (RESTORE_VM, RESTORE_ROOT, RESTORE_SNAPSHOT_VM, frozenset((CRYPTO_ACCESS,))),
+    "restore_existing": (RESTORE_VM, RESTORE_ROOT, frozenset((CRYPTO_ACCESS,))),
     "restore_new_vm": (RESTORE_VM_FOLDER, RESTORE_VM_ENCRYPTED_FOLDER, RESTORE_VM_HOST_ENCRYPTION,
                        RESTORE_VM_RESOURCE_POOL, RESTORE_VM_DATASTORE, RESTORE_VM_ROOT, NVRAM_HTTP),
 }
@@ -195,6 +191,4 @@ def transport_requirements(phase, transport, encrypted):
     if transport == "hotadd":
         needs["proxy_vm"] = HOTADD_PROXY | (frozenset((CRYPTO_ADD_DISK,)) if encrypted else frozenset())
         needs["proxy_datastore"] = HOTADD_PROXY_DATASTORE
-    if phase == "restore" and transport in ("hotadd", "san"):
-        needs["vm"] = needs.get("vm", frozenset()) | RESTORE_SNAPSHOT_VM
     return needs

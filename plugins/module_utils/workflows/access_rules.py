@@ -34,10 +34,14 @@ class TransportDecision:
         return "no requested transport is allowed: " + "; ".join(self.reasons)
 
 
-def encryption_rule(transport, vm_encrypted, proxy_encrypted):
-    """Why the guide's rules refuse ``transport`` here, or None."""
+def transport_rule(phase, transport, vm_encrypted, proxy_encrypted):
+    """Why the guide's rules refuse ``transport`` for this phase here, or None."""
     if transport == "hotadd" and proxy_encrypted is None:
         return "hotadd needs proxy_vm: the VM that would hot-add the disks"
+    if phase == "restore" and transport == "san":
+        # VDDK 8.0 guide, "Low Level Restore Procedures": a restore snapshot is required with SAN
+        # (optional with NBDSSL and HotAdd); disk_import writes without one.
+        return "a san restore needs a restore snapshot that disk_import does not take; use nbdssl or hotadd"
     if not vm_encrypted:
         return None
     if transport == "san":
@@ -85,7 +89,7 @@ def decide(phase, transports, vm_encrypted, proxy_encrypted, granted, entity_nam
     if base_missing:
         reasons.append("every transport needs %s" % _describe(base_missing, entity_names))
     for transport in transports:
-        rule = encryption_rule(transport, vm_encrypted, proxy_encrypted)
+        rule = transport_rule(phase, transport, vm_encrypted, proxy_encrypted)
         if rule:
             reasons.append("%s refused: %s" % (transport, rule))
             refused.append({"transport": transport, "reason": rule})

@@ -216,14 +216,15 @@ def test_writing_an_existing_vm_needs_disk_access_on_that_vm_not_the_create_set(
     assert decision.missing_privileges == {"vm": ["VirtualMachine.Provisioning.DiskRandomAccess"]}
 
 
-def test_hotadd_restore_goes_through_a_snapshot_that_is_reverted_and_removed():
-    # VDDK guide, "Summary of restore snapshot requirements"
+def test_hotadd_restore_needs_no_snapshot_and_san_restore_is_refused():
+    # VDDK 8.0 guide, "Low Level Restore Procedures": a restore snapshot is optional with NBDSSL and HotAdd,
+    # required with SAN; disk_import takes none, so SAN is refused rather than half-followed.
     granted = dict(RESTORE_EXISTING, **GUIDE_PROXY)
-    decision = decide("restore", ["hotadd", "nbdssl"], True, True, granted)
-    assert decision.allowed_transports == ["nbdssl"]
-    assert decision.missing_privileges == {"vm": ["VirtualMachine.State.CreateSnapshot",
-                                                  "VirtualMachine.State.RemoveSnapshot",
-                                                  "VirtualMachine.State.RevertToSnapshot"]}
+    decision = decide("restore", ["san", "hotadd", "nbdssl"], False, True, granted)
+    assert decision.allowed_transports == ["hotadd", "nbdssl"]
+    assert decision.missing_privileges == {}
+    assert decision.refused == [{"transport": "san", "reason": "a san restore needs a restore snapshot that "
+                                                               "disk_import does not take; use nbdssl or hotadd"}]
 
 
 def test_creating_an_encrypted_vm_on_a_host_not_in_encryption_mode_needs_register_host():
