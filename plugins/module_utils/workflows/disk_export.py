@@ -14,10 +14,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, NotFoundError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.staged_backup import open_staged, vm_identity
-from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import TransferJob, reconnect_cures
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import (
+    TransferJob,
+    checked_max_retries,
+    reconnect_cures,
+)
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan, incremental_plan
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.vddk_endpoints import VddkDiskEndpoint
@@ -53,9 +57,7 @@ class ExportOptions:
         self.backup_id = backup_id
         self.vddk_libdir = vddk_libdir
         self.progress_file = progress_file
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidArgumentError("max_retries must be a whole number, at least 0, not %r" % (max_retries,))
-        self.max_retries = max_retries
+        self.max_retries = checked_max_retries(max_retries)
         self.retry_delay = retry_delay
         self.threads = threads
         self.quiesce = quiesce

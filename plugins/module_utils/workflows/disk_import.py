@@ -26,7 +26,11 @@ __metaclass__ = type
 import logging
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, NotFoundError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import TransferJob, reconnect_cures
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import (
+    TransferJob,
+    checked_max_retries,
+    reconnect_cures,
+)
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.restore import import_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.vddk_endpoints import VddkDiskEndpoint
@@ -48,9 +52,7 @@ class ImportOptions:
         self.transports = list(transports)
         self.vddk_libdir = vddk_libdir
         self.progress_file = progress_file
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidArgumentError("max_retries must be a whole number, at least 0, not %r" % (max_retries,))
-        self.max_retries = max_retries
+        self.max_retries = checked_max_retries(max_retries)
         self.retry_delay = retry_delay
         self.threads = threads
         if not isinstance(target_blank, bool):

@@ -8,9 +8,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import vm_crypto_facts_of
-from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import PermissionDeniedError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, PermissionDeniedError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.access import AccessCheck
+
+
+def checked_max_retries(max_retries):
+    """How many reconnections a transfer may make: a whole number, at least 0."""
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise InvalidArgumentError("max_retries must be a whole number, at least 0, not %r" % (max_retries,))
+    return max_retries
 
 
 def reconnect_cures(error):
