@@ -34,7 +34,7 @@ try:
 except ImportError:  # the module wrapper reports the missing library
     pass
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import key_id_facts
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import disk_capacity, key_id_facts
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import (
     AmbiguousError,
     InvalidArgumentError,
@@ -175,7 +175,7 @@ def snapshot_disks(client, snapshot):
             key=device.key,
             label=device.deviceInfo.label if device.deviceInfo else None,
             file_name=getattr(backing, "fileName", None),
-            capacity=device.capacityInBytes or (device.capacityInKB or 0) * 1024,
+            capacity=disk_capacity(device),
             key_id=key_id_facts(getattr(backing, "keyId", None)),
             change_id=getattr(backing, "changeId", None),
         ))

@@ -47,10 +47,11 @@ except ImportError:  # the module wrapper reports the missing library
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import (
     ENCRYPTION_BUNDLE_KEY,
-    policy_of,
-    storage_policies_of,
+    disk_capacity,
     key_id_facts,
     nvram_path,
+    policy_of,
+    storage_policies_of,
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import ObjectProperties, retrieve_one
 
@@ -156,7 +157,7 @@ def _device(device):
         record["shared_bus"] = device.sharedBus
         record["scsi_controller_unit_number"] = device.scsiCtlrUnitNumber
     if isinstance(device, vim.vm.device.VirtualDisk):
-        record["capacity_bytes"] = device.capacityInBytes or (device.capacityInKB or 0) * 1024
+        record["capacity_bytes"] = disk_capacity(device)
     if isinstance(device, vim.vm.device.VirtualEthernetCard):
         record["address_type"] = device.addressType
         record["mac_address"] = device.macAddress
@@ -173,7 +174,7 @@ def _disk(device):
         "label": device.deviceInfo.label if device.deviceInfo is not None else None,
         "controller_key": device.controllerKey,
         "unit_number": device.unitNumber,
-        "capacity_bytes": device.capacityInBytes or (device.capacityInKB or 0) * 1024,
+        "capacity_bytes": disk_capacity(device),
         "file_name": getattr(backing, "fileName", None),
         "disk_mode": getattr(backing, "diskMode", None),
         "thin_provisioned": getattr(backing, "thinProvisioned", None),
