@@ -25,6 +25,7 @@ import yaml
 
 from playbook import REPO_ROOT, run_playbook
 from vsphere_env import vmware_env
+from test_restore_plan import capture_backup, disks_only_backup
 
 # The disk transfer tests' set-up: known data in the VM's disks, the VDDK double, a repository.
 from test_disk_transfer import (  # noqa: F401 pylint: disable=unused-import
@@ -364,7 +365,44 @@ def vddk_access_scenario(request, work):
     return tasks, env
 
 
+def _planned_backups(request):
+    """A backup of an encrypted VM with its metadata, and one of disks alone (no keyId, no bundle)."""
+    vcsim = request.getfixturevalue("vcsim")
+    estate = request.getfixturevalue("estate")
+    path = request.getfixturevalue("repository")
+    repo = open_repository(path)
+    env = vmware_env(vcsim)
+    env["VMCRYPT_REPOSITORY_PASSWORD"] = PASSWORD
+    return path, capture_backup(vcsim, repo, estate, SOURCE), disks_only_backup(repo, estate, "uefi-vm01"), env
+
+
+def restore_plan_scenario(request, work):
+    path, with_metadata, disks_only, env = _planned_backups(request)
+    tasks = [
+        _task("ok: the original key", "restore_plan", repository=path, backup_id=with_metadata),
+        _task("ok: no metadata, new keys, the administrator's policy", "restore_plan", repository=path,
+              backup_id=disks_only, key_mode="new", storage_policy="VM Encryption Policy"),
+        _task("ok: unencrypted on request", "restore_plan", repository=path, backup_id=with_metadata,
+              key_mode="none"),
+        _task("fails: unknown backup", "restore_plan", repository=path, backup_id="20991231T000000Z-deadbeef"),
+    ]
+    return tasks, env
+
+
+def backup_keys_check_scenario(request, work):
+    path, with_metadata, _disks_only, env = _planned_backups(request)
+    tasks = [
+        _task("ok: every backup", "backup_keys_check", repository=path),
+        _task("ok: one backup, the latest of a VM", "backup_keys_check", repository=path, backup_ids=[with_metadata],
+              vm=SOURCE, latest=True),
+        _task("fails: unknown backup", "backup_keys_check", repository=path, backup_ids=["20991231T000000Z-deadbeef"]),
+    ]
+    return tasks, env
+
+
 SCENARIOS = {
+    "restore_plan": restore_plan_scenario,
+    "backup_keys_check": backup_keys_check_scenario,
     "backup_commit": backup_commit_scenario,
     "vddk_access": vddk_access_scenario,
     "metadata_capture": metadata_capture_scenario,
