@@ -53,6 +53,7 @@ collection:
 	ln -sfn $(CURDIR) $(COLLECTION_ROOT)/backup
 
 test: setup
+	cd tests/vcsim && go test .
 	$(PY) -m pytest tests/unit tests/integration
 	$(MAKE) sanity
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/vmware/govmomi"
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
@@ -26,26 +25,9 @@ func TestSnapshotChangeIDAndQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	installChangeTracking(model)
-	server := model.Service.NewServer()
-	defer server.Close()
-
-	ctx := context.Background()
-	client, err := govmomi.NewClient(ctx, server.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := find.NewFinder(client.Client, true).VirtualMachine(ctx, "/DC0/vm/DC0_H0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	enabled := true
-	task, err := vm.Reconfigure(ctx, types.VirtualMachineConfigSpec{ChangeTrackingEnabled: &enabled})
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, client := connect(t, model)
+	vm := findVM(ctx, t, client, "/DC0/vm/DC0_H0_VM0")
+	enableChangeTracking(ctx, t, vm)
 
 	simVM := model.Map().Get(vm.Reference()).(*simulator.VirtualMachine)
 	disk := flatDisks(simVM.Config.Hardware.Device)
@@ -70,7 +52,7 @@ func TestSnapshotChangeIDAndQuery(t *testing.T) {
 	}
 	f.Close()
 
-	task, err = vm.CreateSnapshot(ctx, "cbt", "", false, false)
+	task, err := vm.CreateSnapshot(ctx, "cbt", "", false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,28 +124,11 @@ func newTrackedBed(t *testing.T) *trackedBed {
 		t.Fatal(err)
 	}
 	installChangeTracking(model)
-	server := model.Service.NewServer()
-	t.Cleanup(server.Close)
-	bed := &trackedBed{ctx: context.Background(), model: model}
-	client, err := govmomi.NewClient(bed.ctx, server.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bed.client = client
-	finder := find.NewFinder(client.Client, true)
+	ctx, client := connect(t, model)
+	bed := &trackedBed{ctx: ctx, model: model, client: client}
 	for _, name := range []string{"DC0_H0_VM0", "DC0_H0_VM1"} {
-		vm, err := finder.VirtualMachine(bed.ctx, "/DC0/vm/"+name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enabled := true
-		task, err := vm.Reconfigure(bed.ctx, types.VirtualMachineConfigSpec{ChangeTrackingEnabled: &enabled})
-		if err == nil {
-			err = task.Wait(bed.ctx)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		vm := findVM(ctx, t, client, "/DC0/vm/"+name)
+		enableChangeTracking(ctx, t, vm)
 		bed.vms = append(bed.vms, vm)
 	}
 	return bed

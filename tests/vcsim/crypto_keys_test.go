@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"testing"
 
-	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/types"
@@ -169,13 +167,7 @@ func TestQueryCryptoKeyStatusIsAnsweredByTheLauncher(t *testing.T) {
 	}
 	defer model.Remove()
 	model.Service.RegisterEndpoints = true // as the launcher's startServer does
-	server := model.Service.NewServer()
-	defer server.Close()
-	ctx := context.Background()
-	client, err := govmomi.NewClient(ctx, server.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, client := connect(t, model)
 	manager := *client.ServiceContent.CryptoManager
 	if _, err := methods.RegisterKmipServer(ctx, client.Client, &types.RegisterKmipServer{This: manager, Server: types.KmipServerSpec{
 		ClusterId: types.KeyProviderId{Id: "prov-a"}, Info: types.KmipServerInfo{Name: "kms-a"}}}); err != nil {

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"strconv"
 	"testing"
 
-	"github.com/vmware/govmomi"
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/pbm"
 	pbmtypes "github.com/vmware/govmomi/pbm/types"
 	"github.com/vmware/govmomi/simulator"
@@ -25,18 +22,8 @@ func TestReconfigurePolicyReachesPBM(t *testing.T) {
 	}
 	installPolicyAssociations(model)
 	model.Service.RegisterEndpoints = true
-	server := model.Service.NewServer()
-	defer server.Close()
-
-	ctx := context.Background()
-	client, err := govmomi.NewClient(ctx, server.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := find.NewFinder(client.Client, true).VirtualMachine(ctx, "/DC0/vm/DC0_H0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, client := connect(t, model)
+	vm := findVM(ctx, t, client, "/DC0/vm/DC0_H0_VM0")
 	devices, err := vm.Device(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/vmware/govmomi"
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
@@ -65,26 +64,9 @@ func TestSnapshotRequestsRecorded(t *testing.T) {
 	installChangeTracking(model)
 	file := filepath.Join(t.TempDir(), snapshotRequestLogName)
 	installSnapshotRecorder(model.Map(), file)
-	server := model.Service.NewServer()
-	defer server.Close()
-
-	ctx := context.Background()
-	client, err := govmomi.NewClient(ctx, server.URL, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := find.NewFinder(client.Client, true).VirtualMachine(ctx, "/DC0/vm/DC0_H0_VM0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	enabled := true
-	task, err := vm.Reconfigure(ctx, types.VirtualMachineConfigSpec{ChangeTrackingEnabled: &enabled})
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, client := connect(t, model)
+	vm := findVM(ctx, t, client, "/DC0/vm/DC0_H0_VM0")
+	enableChangeTracking(ctx, t, vm)
 	// model.Autostart is false: the VM is powered off.
 
 	backupType, no := int32(5), false
@@ -95,7 +77,8 @@ func TestSnapshotRequestsRecorded(t *testing.T) {
 	}
 	offSnapshot := snapshotEx(ctx, t, client, vm, "off", windows)
 
-	if task, err = vm.PowerOn(ctx); err == nil {
+	task, err := vm.PowerOn(ctx)
+	if err == nil {
 		err = task.Wait(ctx)
 	}
 	if err != nil {
