@@ -349,9 +349,10 @@ def decide_restore(facts, target, key_mode="auto", storage_policy=None):
     """
     metadata = facts["metadata"]
     config = (metadata or {}).get("config") or {}
-    facts = dict(facts, encrypted=(bool((metadata or {}).get("key_id"))
-                                   or any(disk.get("key_id") for disk in config.get("disks", [])))
-                 if metadata is not None else None)
+    encrypted = None
+    if metadata is not None:
+        encrypted = bool(metadata.get("key_id")) or any(disk.get("key_id") for disk in config.get("disks", []))
+    facts = dict(facts, encrypted=encrypted)
     key_providers, key_status = target.get("key_providers"), target.get("key_status")
     sentences, warnings, problems = [], [], []
     for error in (target.get("key_providers_error"), target.get("key_status_error")):
