@@ -7,20 +7,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-_VDDK_LIBDIR = r"""
+class ModuleDocFragment(object):
+    # Where VDDK is and how a disk transfer behaves.
+    # ansible-test reads fragments as literal strings, so the vddk_libdir text stands in both.
+    DOCUMENTATION = r"""
+options:
   vddk_libdir:
     description:
       - Folder where VDDK 7.0 or newer is extracted, so that C(<vddk_libdir>/lib64/libvixDiskLib.so.N) exists.
       - If not set, the value of the E(VMCRYPT_VDDK_LIBDIR) environment variable is used.
       - VDDK is not shipped with this collection; download it from Broadcom and extract it on the backup proxy.
     type: path
-"""
-
-
-class ModuleDocFragment(object):
-    # Where VDDK is and how a disk transfer behaves.
-    DOCUMENTATION = r"""
-options:""" + _VDDK_LIBDIR + r"""  transports:
+  transports:
     description:
       - VDDK transport modes, in order of preference.
       - For an encrypted VM only V(nbdssl) and V(hotadd) are allowed (V(hotadd) only from an encrypted O(proxy_vm));
@@ -50,4 +48,11 @@ requirements:
 
     # Only where VDDK is, for modules that call the library but move no disk data.
     LIBRARY = r"""
-options:""" + _VDDK_LIBDIR
+options:
+  vddk_libdir:
+    description:
+      - Folder where VDDK 7.0 or newer is extracted, so that C(<vddk_libdir>/lib64/libvixDiskLib.so.N) exists.
+      - If not set, the value of the E(VMCRYPT_VDDK_LIBDIR) environment variable is used.
+      - VDDK is not shipped with this collection; download it from Broadcom and extract it on the backup proxy.
+    type: path
+"""
