@@ -22,6 +22,9 @@ import os
 
 import pytest
 import yaml
+from pyVmomi import vim
+
+from estate import wait_for_task
 
 from playbook import REPO_ROOT, run_playbook
 from vsphere_env import vmware_env
@@ -400,8 +403,34 @@ def backup_keys_check_scenario(request, work):
     return tasks, env
 
 
+def vm_restore_scenario(request, work):
+    path, with_metadata, _disks_only, env = _planned_backups(request)
+    si = request.getfixturevalue("vcsim_si")
+
+    def remove_restored():
+        content = si.RetrieveContent()
+        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+        try:
+            leftovers = [vm for vm in view.view if vm.name.startswith("returns-restored")]
+        finally:
+            view.Destroy()
+        for vm in leftovers:
+            wait_for_task(vm.Destroy_Task())
+
+    request.addfinalizer(remove_restored)
+    tasks = [
+        _task("ok: the original key, a new name", "vm_restore", repository=path, backup_id=with_metadata,
+              name="returns-restored"),
+        _task("ok: new keys, replacing it", "vm_restore", repository=path, backup_id=with_metadata,
+              name="returns-restored", key_mode="new", overwrite=True, networks={"VM Network": "VM Network"}),
+        _task("fails: a name taken", "vm_restore", repository=path, backup_id=with_metadata, name="plain-vm01"),
+    ]
+    return tasks, env
+
+
 SCENARIOS = {
     "restore_plan": restore_plan_scenario,
+    "vm_restore": vm_restore_scenario,
     "backup_keys_check": backup_keys_check_scenario,
     "backup_commit": backup_commit_scenario,
     "vddk_access": vddk_access_scenario,

@@ -1,0 +1,310 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: vmcrypt.backup contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: vm_restore
+short_description: Create the VM of a backup of an encrypted VM, under its original key or new keys, with blank disks
+version_added: 0.1.0
+description:
+  - Plans the restore as M(vmcrypt.backup.restore_plan) does, then creates the VM from the configuration the backup
+    recorded (never a VMX file) - name, guest, CPUs, memory, firmware and boot options, extraConfig, storage
+    controllers, disks, network adapters and vTPM - at the placement given.
+  - B(Disks) are created blank at their original capacity, device keys and controller positions; write their data
+    with M(vmcrypt.backup.disk_import) afterwards.
+  - B(Key mode C(original).) The saved C(ConfigInfo.keyId) goes into the ConfigSpec as
+    C(crypto=CryptoSpecEncrypt(cryptoKeyId=keyId)) and the saved C(encryption.bundle) into C(extraConfig), as the
+    VDDK guide asks; the planned encryption policy is the C(vmProfile). Each disk planned under its own saved key
+    gets C(CryptoSpecEncrypt) with that key. The saved NVRAM is then uploaded over the datastore's HTTPS interface.
+  - B(Key mode C(new)) (also the lost-key path). Only the encryption storage policy, for the VM home and each
+    disk; no key and no C(encryption.bundle) are sent. vSphere gets new keys and makes a generic NVRAM (nothing is
+    uploaded).
+  - B(Key mode C(none).) Unencrypted; the O(storage_policy) (if given) as policy; no vTPM.
+  - Network adapters are connected to the network of the same name, or the one O(networks) maps it to; an adapter
+    whose network does not exist here is left disconnected, with a warning.
+  - A VM of that name in the datacenter is an error unless O(overwrite=true). With O(overwrite=true) the old VM is
+    renamed out of the way, the new one created, and only then the old one removed (powered off first).
+  - When any step fails after the VM was created, the VM is removed again (and a replaced VM gets its name back):
+    nothing half-made is left behind.
+  - The C(encryption.bundle) never appears in a result; the returned ConfigSpec shows it masked.
+author:
+  - vmcrypt.backup maintainers (@vmcrypt-backup)
+extends_documentation_fragment:
+  - vmcrypt.backup.vsphere
+  - vmcrypt.backup.repository
+options:
+  backup_id:
+    description:
+      - Id of the committed backup to restore (see M(vmcrypt.backup.backup_info)). It must hold the VM's metadata
+        (see M(vmcrypt.backup.metadata_capture)).
+    type: str
+    required: true
+  name:
+    description:
+      - Name of the new VM.
+    type: str
+    required: true
+  datacenter:
+    description:
+      - Datacenter to create the VM in. Needed when vCenter has more than one.
+    type: str
+  folder:
+    description:
+      - VM folder, absolute (C(/DC0/vm/restored)) or relative to O(datacenter). Default the datacenter's VM folder.
+    type: str
+  cluster:
+    description:
+      - Cluster whose root resource pool gets the VM. Mutually exclusive with O(resource_pool).
+    type: str
+  resource_pool:
+    description:
+      - Resource pool (by name, in the datacenter) that gets the VM.
+    type: str
+  host:
+    description:
+      - Host to run the VM on. Without O(cluster) and O(resource_pool), the pool of this host's cluster.
+      - Without O(cluster), O(resource_pool) and O(host), the datacenter must have one cluster or host.
+    type: str
+  datastore:
+    description:
+      - Datastore for the VM home and its disks. Default the datastore of the original VM's configuration file.
+    type: str
+  networks:
+    description:
+      - Maps the name of a network of the original VM to the network to connect its adapters to here.
+    type: dict
+    default: {}
+  key_mode:
+    description:
+      - C(auto), C(original), C(new) or C(none), as in M(vmcrypt.backup.restore_plan). A plan that is not feasible
+        is an error.
+    type: str
+    choices: [auto, original, new, none]
+    default: auto
+  storage_policy:
+    description:
+      - Id or name of the storage policy for an encrypted VM home or disk whose saved policy no longer exists (see
+        M(vmcrypt.backup.restore_plan)); with O(key_mode=none), the policy of the VM home and every disk.
+    type: str
+  overwrite:
+    description:
+      - Replace a VM of the same name in the datacenter. It is powered off and removed once the new VM is complete.
+    type: bool
+    default: false
+notes:
+  - Supports check mode - it plans, resolves the placement, checks the name and returns the ConfigSpec it would send
+    (the C(encryption.bundle) masked), creating nothing.
+  - Needs C(VirtualMachine.Inventory.Create), C(VirtualMachine.Config.AddNewDisk), C(Resource.AssignVMToPool),
+    C(Datastore.AllocateSpace), C(Datastore.FileManagement) (NVRAM upload) and, for an encrypted VM,
+    C(Cryptographer.EncryptNew) and C(Cryptographer.RegisterHost); O(overwrite) needs C(VirtualMachine.Inventory.Delete).
+  - Devices other than storage controllers, disks, network adapters and the vTPM (CD-ROM, floppy, USB, serial) are not
+    recreated; each is named in a warning.
+seealso:
+  - module: vmcrypt.backup.restore_plan
+  - module: vmcrypt.backup.disk_import
+"""
+
+EXAMPLES = r"""
+- name: Restore the VM of a backup under a new name, under its original key when possible
+  vmcrypt.backup.vm_restore:
+    backup_id: "{{ backup_id }}"
+    repository: /backups/repo
+    name: db01-restored
+    datacenter: DC0
+    cluster: Cluster01
+    datastore: ssd-01
+    networks:
+      VM Network: Restore Network
+  register: restored
+
+- name: The key server is gone - new keys under the administrator's policy, replacing an earlier attempt
+  vmcrypt.backup.vm_restore:
+    backup_id: "{{ backup_id }}"
+    repository: /backups/repo
+    name: db01-restored
+    key_mode: new
+    storage_policy: Gold encrypted
+    overwrite: true
+"""
+
+RETURN = r"""
+backup_id:
+  description: The backup restored.
+  returned: always
+  type: str
+  sample: 20260101T020000Z-1a2b3c4d
+key_mode:
+  description: The key mode of the VM home, C(original), C(new) or C(none) (the plan's choice).
+  returned: always
+  type: str
+  sample: original
+vm:
+  description: The VM created.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Its name.
+      type: str
+    moid:
+      description: Its managed object id; null in check mode.
+      type: str
+    vmx_path:
+      description: Datastore path of its configuration file; null in check mode.
+      type: str
+    encrypted:
+      description: Whether vCenter reports a keyId for its home; null in check mode.
+      type: bool
+    disks:
+      description: Its disks as created (empty in check mode).
+      type: list
+      elements: dict
+      contains:
+        key:
+          description: Device key.
+          type: str
+        controller_key:
+          description: Key of its controller.
+          type: int
+        unit_number:
+          description: Unit number on the controller.
+          type: int
+        capacity_bytes:
+          description: Capacity.
+          type: int
+        file_name:
+          description: Datastore path of its descriptor.
+          type: str
+        encrypted:
+          description: Whether the disk backing has a keyId.
+          type: bool
+placement:
+  description: Where the VM goes.
+  returned: always
+  type: dict
+  contains:
+    datacenter:
+      description: Datacenter path.
+      type: str
+    folder:
+      description: Moid of the VM folder.
+      type: str
+    resource_pool:
+      description: Moid of the resource pool.
+      type: str
+    host:
+      description: Moid of the host; null when vCenter chooses.
+      type: str
+    datastore:
+      description: Datastore name.
+      type: str
+config_spec:
+  description:
+    - The VirtualMachineConfigSpec sent to C(CreateVM_Task) (in check mode, the one it would send), as vSphere's field
+      names; a value of a polymorphic type carries C(_type), a managed object C(_moref) and C(value). The
+      C(encryption.bundle) value is masked.
+  returned: always
+  type: dict
+  sample:
+    name: db01-restored
+    crypto:
+      _type: CryptoSpecEncrypt
+      cryptoKeyId: {keyId: 6f1c..., providerId: {id: kms}}
+    extraConfig: [{key: encryption.bundle, value: "********"}]
+replaced_vm:
+  description: Moid of the VM of that name that was (in check mode, would be) replaced; null when none was.
+  returned: always
+  type: str
+nvram:
+  description: What happened to the NVRAM.
+  returned: always
+  type: dict
+  contains:
+    action:
+      description: C(restore) (the saved NVRAM is uploaded) or C(generic) (vSphere makes a new one).
+      type: str
+    uploaded:
+      description: Whether the saved NVRAM was uploaded (false in check mode).
+      type: bool
+    size:
+      description: Bytes uploaded (in check mode, to upload); null with a generic NVRAM.
+      type: int
+    datastore_path:
+      description: Where it was uploaded; null when nothing was uploaded.
+      type: str
+    sha256:
+      description: SHA-256 of what was uploaded; null when nothing was uploaded.
+      type: str
+extra_config_skipped:
+  description: extraConfig keys of the original VM that a host writes for itself (paths, statistics, identities) and
+    that are not carried to the new VM.
+  returned: always
+  type: list
+  elements: str
+sentences:
+  description: The restore plan in plain sentences (see M(vmcrypt.backup.restore_plan)).
+  returned: always
+  type: list
+  elements: str
+error_type:
+  description:
+    - On failure, the name of the error's class, for example C(VmExistsError), C(NotFoundError).
+  returned: failure
+  type: str
+  sample: VmExistsError
+"""
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import (
+    client_from_params,
+    open_repository,
+    pass_on_repository_warnings,
+)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import ENCRYPTION_BUNDLE_KEY
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.restore_plan import KEY_MODES
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.vm_restore import restore_vm
+
+
+def run(module):
+    params = module.params
+    repository = open_repository(params)  # first: a wrong password touches nothing in vSphere
+    bundle = repository.read_manifest(params["backup_id"]).secrets.get(ENCRYPTION_BUNDLE_KEY)
+    if bundle:  # never in any output, whatever fails
+        module.no_log_values.add(bundle)
+    with client_from_params(params) as client:
+        result, warnings = restore_vm(
+            client, repository, params["backup_id"], params["name"], datacenter=params["datacenter"],
+            folder=params["folder"], cluster=params["cluster"], resource_pool=params["resource_pool"],
+            host=params["host"], datastore=params["datastore"], networks=params["networks"],
+            key_mode=params["key_mode"], storage_policy=params["storage_policy"], overwrite=params["overwrite"],
+            plan_only=module.check_mode)
+    for warning in warnings:
+        module.warn(warning)
+    pass_on_repository_warnings(module, repository)
+    return result
+
+
+def main():
+    run_module(run, groups=("vsphere", "repository"), options=dict(
+        backup_id=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        datacenter=dict(type="str"),
+        folder=dict(type="str"),
+        cluster=dict(type="str"),
+        resource_pool=dict(type="str"),
+        host=dict(type="str"),
+        datastore=dict(type="str"),
+        networks=dict(type="dict", default={}),
+        key_mode=dict(type="str", choices=list(KEY_MODES), default="auto"),
+        storage_policy=dict(type="str"),
+        overwrite=dict(type="bool", default=False),
+    ), rules=dict(mutually_exclusive=[("cluster", "resource_pool")]))
+
+
+if __name__ == "__main__":
+    main()
