@@ -29,8 +29,8 @@ description:
     whose network does not exist here is left disconnected, with a warning.
   - A VM of that name in the datacenter is an error unless O(overwrite=true). With O(overwrite=true) the old VM is
     renamed out of the way, the new one created, and only then the old one removed (powered off first).
-  - When any step fails after the VM was created, the VM is removed again (and a replaced VM gets its name back):
-    nothing half-made is left behind.
+  - When any step fails after the VM was created, the VM is removed again (and a replaced VM gets its name back),
+    so nothing half-made is left behind.
   - The C(encryption.bundle) never appears in a result; the returned ConfigSpec shows it masked.
 author:
   - vmcrypt.backup maintainers (@vmcrypt-backup)
