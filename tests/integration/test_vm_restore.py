@@ -187,6 +187,22 @@ def test_a_failure_leaves_no_vm_behind(tmp_path, vcsim, vcsim_si, estate, reposi
     assert vms_named(vcsim_si, "restored-nowhere") == []
 
 
+def test_a_failed_overwrite_keeps_the_old_vm_under_its_name(tmp_path, vcsim, vcsim_si, estate, repository, restored):
+    repo = open_repository(repository)
+    backup_id = capture_backup(vcsim, repo, estate, SOURCE, disks=False)
+    restored.append("restored-kept")
+    first = run_tasks(tmp_path / "first", vcsim, [restore_task("first", repository, backup_id, "restored-kept")])
+    assert first["first"]["_status"] == "ok", first["first"].get("msg")
+    for _length, chunk_id in repo.read_manifest(backup_id).nvram_chunks():
+        repo.chunks.delete(chunk_id)
+    run = run_tasks(tmp_path, vcsim, [restore_task("overwrite", repository, backup_id, "restored-kept",
+                                                   overwrite=True)])
+    assert run["overwrite"]["_status"] == "failed" and run["overwrite"]["error_type"] == "MissingDataError"
+    # The new VM was removed, the old one got its name back and was not touched.
+    assert [vm._moId for vm in vms_named(vcsim_si, "restored-kept")] == [first["first"]["vm"]["moid"]]
+    assert vms_named(vcsim_si, "restored-kept (replaced by restore %s)" % backup_id) == []
+
+
 def test_new_keys_send_only_the_policy_and_keep_a_generic_nvram(tmp_path, vcsim, vcsim_si, estate, repository,
                                                                 restored):
     facts = estate["vms"][SOURCE]
