@@ -56,7 +56,11 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import (
     NotFoundError,
     VmcryptError,
 )
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import ENCRYPTION_BUNDLE_KEY
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import (
+    ENCRYPTION_BUNDLE_KEY,
+    disk_capacity,
+    nvram_path,
+)
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.datastore_files import upload
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.finder import VmFinder
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import retrieve, retrieve_one
@@ -349,7 +353,8 @@ def _destroy(client, vm, what):
     wait_for_task(client, vm.Destroy_Task(), "removal of %s" % what)
 
 
-def _created_facts(client, vm):
+def _created_facts(client, vm, datastore, name):
+    """What the new VM is, as vCenter made it, and where its NVRAM goes (its layout's file, else beside its VMX)."""
     props = retrieve_one(client, vm, ["config.keyId", "config.files.vmPathName", "config.hardware.device",
                                       "layoutEx.file"]).props
     key = props.get("config.keyId")
@@ -357,20 +362,14 @@ def _created_facts(client, vm):
     for device in sorted(props.get("config.hardware.device") or [], key=lambda item: item.key):
         if isinstance(device, vim.vm.device.VirtualDisk):
             disk_key = getattr(device.backing, "keyId", None)
-            capacity = device.capacityInBytes or device.capacityInKB * 1024
             disks.append({"key": str(device.key), "controller_key": device.controllerKey,
-                          "unit_number": device.unitNumber, "capacity_bytes": capacity,
+                          "unit_number": device.unitNumber, "capacity_bytes": disk_capacity(device),
                           "file_name": device.backing.fileName, "encrypted": disk_key is not None})
-    nvram = [item.name for item in props.get("layoutEx.file") or [] if item.type == "nvram"]
-    return {"moid": vm._moId, "vmx_path": props.get("config.files.vmPathName"), "encrypted": key is not None,
-            "disks": disks, "nvram_path": nvram[0] if nvram else None}
-
-
-def _nvram_path(facts, datastore, name):
-    if facts["nvram_path"]:
-        return facts["nvram_path"]
-    vmx = facts["vmx_path"] or "[%s] %s/%s.vmx" % (datastore, name, name)
-    return vmx.rsplit("/", 1)[0] + "/" + name + ".nvram"
+    vmx_path = props.get("config.files.vmPathName")
+    nvram = nvram_path(vmx_path or "[%s] %s/%s.vmx" % (datastore, name, name), name, {},
+                       props.get("layoutEx.file"))[0]
+    return {"moid": vm._moId, "vmx_path": vmx_path, "encrypted": key is not None, "disks": disks,
+            "nvram_path": nvram}
 
 
 def _undo(client, vm, old, name, error):
@@ -435,9 +434,9 @@ def restore_vm(client, repository, backup_id, name, datacenter=None, folder=None
         task = place.folder.CreateVM_Task(config=to_vim(spec, vim.vm.ConfigSpec, client.stub), pool=place.pool,
                                           host=place.host)
         vm = wait_for_task(client, task, "creation of VM '%s'" % name)
-        facts = _created_facts(client, vm)
+        facts = _created_facts(client, vm, place.datastore_name, name)
         if nvram_action == "restore":
-            path = _nvram_path(facts, place.datastore_name, name)
+            path = facts["nvram_path"]
             size, digest = upload(client, place.datacenter_name, path, repository.read_nvram(backup_id),
                                   manifest.nvram["size"])
             result["nvram"].update(uploaded=True, size=size, datastore_path=path, sha256=digest)
