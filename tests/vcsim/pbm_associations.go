@@ -21,44 +21,27 @@ import (
 // vCenter would keep and answers PBM's association queries from them.
 //
 // How it hooks in, without touching govmomi:
-//   - the vim25 Registry.Handler sees every SOAP call before it runs; for the
-//     four methods that carry policies it notes the request against the
-//     object called (a VM, or the folder for CreateVM_Task);
-//   - a Registry RegisterObject handler sees each new Task being Put, which
-//     happens before the task's goroutine starts; it claims the noted
-//     request and wraps the task's Execute, so the association is written
-//     after the simulator applied the spec (device keys are final then) and
-//     before the task turns "success" - a client that waited for the task
-//     always sees it;
-//   - the same handler forgets a VM's associations when the VM leaves the
-//     inventory (Destroy_Task, UnregisterVM);
+//   - through the registry's task hooks (task_hooks.go): for the four
+//     methods that carry policies the store returns a hook that writes the
+//     association after the simulator applied the spec (device keys are
+//     final then) and before the task turns "success" - a client that
+//     waited for the task always sees it;
+//   - a Registry RegisterObject handler forgets a VM's associations when the
+//     VM leaves the inventory (Destroy_Task, UnregisterVM);
 //   - on /pbm the ProfileManager is swapped for a wrapper that only answers
 //     PbmQueryAssociatedProfile(s) differently.
-//
-// Registry.Handler cannot replace the object a method runs on (a session's
-// lookup overrides it), which is why it only observes.
 
 // policyStore holds storage policy associations, keyed by VM moref value.
 type policyStore struct {
-	mu      sync.Mutex
-	home    map[string]string
-	disks   map[string]map[int32]string
-	pending map[types.ManagedObjectReference]*pendingPolicies
-}
-
-// pendingPolicies is a policy-carrying request waiting for its task.
-type pendingPolicies struct {
-	descriptionID string // Task.Info.DescriptionId of the task it creates
-	// apply records the request once its task succeeded; entity is the
-	// object the task ran on, result the task's result.
-	apply func(entity types.ManagedObjectReference, result types.AnyType)
+	mu    sync.Mutex
+	home  map[string]string
+	disks map[string]map[int32]string
 }
 
 func newPolicyStore() *policyStore {
 	return &policyStore{
-		home:    map[string]string{},
-		disks:   map[string]map[int32]string{},
-		pending: map[types.ManagedObjectReference]*pendingPolicies{},
+		home:  map[string]string{},
+		disks: map[string]map[int32]string{},
 	}
 }
 
@@ -67,14 +50,7 @@ func newPolicyStore() *policyStore {
 func installPolicyAssociations(model *simulator.Model) *policyStore {
 	store := newPolicyStore()
 	registry := model.Map()
-	previous := registry.Handler
-	registry.Handler = func(ctx *simulator.Context, method *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-		store.observe(method)
-		if previous != nil {
-			return previous(ctx, method)
-		}
-		return nil, nil
-	}
+	taskHooksFor(registry).watch(store.watch)
 	registry.AddHandler(store)
 	// Runs after pbm/simulator's endpoint (registered in its init), so the
 	// merge below replaces its ProfileManager rather than being replaced.
@@ -102,38 +78,32 @@ func (s *policyStore) pbmOverrides() *simulator.Registry {
 
 // --- vim25 side: observing requests and their tasks ---------------------
 
-// observe notes a policy-carrying request before the simulator runs it.
-func (s *policyStore) observe(method *simulator.Method) {
-	var p *pendingPolicies
+// watch gives a policy-carrying request the hook that records it once its
+// task succeeded.
+func (s *policyStore) watch(method *simulator.Method) *taskHook {
 	switch req := method.Body.(type) {
 	case *types.CreateVM_Task:
-		p = &pendingPolicies{"Folder.createVm", func(_ types.ManagedObjectReference, result types.AnyType) {
+		return &taskHook{descriptionID: "Folder.createVm", after: func(_ *simulator.Context, _ types.ManagedObjectReference, result types.AnyType) {
 			if vm, ok := result.(types.ManagedObjectReference); ok {
 				s.applyConfigSpec(vm.Value, &req.Config)
 			}
 		}}
 	case *types.ReconfigVM_Task:
-		p = &pendingPolicies{"VirtualMachine.reconfigVm", func(vm types.ManagedObjectReference, _ types.AnyType) {
+		return &taskHook{descriptionID: "VirtualMachine.reconfigVm", after: func(_ *simulator.Context, vm types.ManagedObjectReference, _ types.AnyType) {
 			s.applyConfigSpec(vm.Value, &req.Spec)
 		}}
 	case *types.RelocateVM_Task:
-		p = &pendingPolicies{"VirtualMachine.relocateVm", func(vm types.ManagedObjectReference, _ types.AnyType) {
+		return &taskHook{descriptionID: "VirtualMachine.relocateVm", after: func(_ *simulator.Context, vm types.ManagedObjectReference, _ types.AnyType) {
 			s.applyRelocateSpec(vm.Value, &req.Spec)
 		}}
 	case *types.CloneVM_Task:
-		p = &pendingPolicies{"VirtualMachine.cloneVm", func(source types.ManagedObjectReference, result types.AnyType) {
+		return &taskHook{descriptionID: "VirtualMachine.cloneVm", after: func(_ *simulator.Context, source types.ManagedObjectReference, result types.AnyType) {
 			if clone, ok := result.(types.ManagedObjectReference); ok {
 				s.applyCloneSpec(source.Value, clone.Value, &req.Spec)
 			}
 		}}
-	default:
-		return
 	}
-	s.mu.Lock()
-	// Overwrites whatever an earlier call on this object left behind when it
-	// failed before creating its task.
-	s.pending[method.This] = p
-	s.mu.Unlock()
+	return nil
 }
 
 // Reference names the store among the registry's RegisterObject handlers.
@@ -141,35 +111,7 @@ func (s *policyStore) Reference() types.ManagedObjectReference {
 	return types.ManagedObjectReference{Type: "VcsimLauncherPolicyStore", Value: "policy-store"}
 }
 
-// PutObject claims the pending request of the object a new task runs on.
-// Put happens in Task.Run before the task's goroutine starts, so swapping
-// Execute here is race free.
-func (s *policyStore) PutObject(_ *simulator.Context, obj mo.Reference) {
-	task, ok := obj.(*simulator.Task)
-	if !ok || task.Info.Entity == nil {
-		return
-	}
-	entity := *task.Info.Entity
-	s.mu.Lock()
-	p := s.pending[entity]
-	if p != nil && p.descriptionID == task.Info.DescriptionId {
-		delete(s.pending, entity)
-	} else {
-		p = nil
-	}
-	s.mu.Unlock()
-	if p == nil {
-		return
-	}
-	execute := task.Execute
-	task.Execute = func(t *simulator.Task) (types.AnyType, types.BaseMethodFault) {
-		result, fault := execute(t)
-		if fault == nil {
-			p.apply(entity, result)
-		}
-		return result, fault
-	}
-}
+func (s *policyStore) PutObject(*simulator.Context, mo.Reference) {}
 
 func (s *policyStore) UpdateObject(*simulator.Context, mo.Reference, []types.PropertyChange) {}
 
