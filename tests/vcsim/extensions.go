@@ -14,8 +14,11 @@ import (
 func registerExtensions(model *simulator.Model, opts *options) {
 	installAuthorization(model, opts.username, opts.groups)
 	simulator.RegisterEndpoint(servePBMAtSDKPath)
-	// Storage policies of VM homes and disks, as PBM reports them.
+	// Storage policies of VM homes and disks, as PBM reports them, and
+	// CreateVM_Task encrypting with the key its ConfigSpec gives. Both act
+	// on task outcomes through the registry's one taskHooks (task_hooks.go).
 	installPolicyAssociations(model)
+	installCreateVMCrypto(model)
 	// Changed block tracking: disk changeIds and QueryChangedDiskAreas.
 	installChangeTracking(model)
 }
