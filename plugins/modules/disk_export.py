@@ -196,6 +196,10 @@ disks:
     bytes_stored:
       description: New bytes written to the repository (compressed, encrypted); null in check mode.
       type: int
+    bytes_deduplicated:
+      description: Bytes of the disk (before compression) in chunks the repository held already, so not stored
+        again; null in check mode.
+      type: int
     new_chunks:
       description: Chunks new to the repository, stored by this run; null in check mode.
       type: int

@@ -29,6 +29,7 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks i
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     BackupNotFoundError,
+    IntegrityError,
     MissingDataError,
 )
 
@@ -284,7 +285,7 @@ class DiskWriter(object):
     """
 
     STAT_FIELDS = ("logical_bytes", "blocks_written", "zero_blocks", "new_chunks", "new_bytes_stored",
-                   "deduplicated_chunks", "blocks_from_base")
+                   "deduplicated_chunks", "deduplicated_bytes", "blocks_from_base")
 
     def __init__(self, staged, key, capacity, lock, base_index, base_backup_id, properties):
         self.staged = staged
@@ -296,6 +297,7 @@ class DiskWriter(object):
         self._mutex = threading.Lock()
         self._is_zero = ZeroCheck()
         self.index = manifest.DiskIndex(capacity, self.chunk_size, base_index.entries if base_index else None)
+        self._base_entries = dict(base_index.entries) if base_index else {}
         self.base_backup_id = base_backup_id
         self.properties = dict(properties or {})
         self.change_id = None
@@ -343,9 +345,24 @@ class DiskWriter(object):
                 self.stats["new_bytes_stored"] += stored
             else:
                 self.stats["deduplicated_chunks"] += 1
+                self.stats["deduplicated_bytes"] += len(block)
+
+    def base_block(self, number, length):
+        """Block ``number`` (``length`` bytes) as the base backup holds it: its authenticated chunk, or zeros."""
+        chunk_id = self._base_entries.get(number)
+        if chunk_id is None:
+            return bytes(length)
+        data = self._store.get(chunk_id)
+        if len(data) != length:
+            raise IntegrityError("disk %s: chunk %d of the base backup has %d bytes, the index says %d"
+                                 % (self.key, number, len(data), length))
+        return data
 
     def write_blocks(self, blocks, threads=None, max_pending=None):
         """Write an iterable of (offset, bytes) with a pool of threads; bounded memory.
+
+        ``bytes`` may instead be a callable returning them: it runs in a pool
+        thread (an incremental's patched chunk fetches its base there).
 
         At most ``max_pending`` blocks (default 2 per thread) are in flight.
         ``threads`` defaults to twice the CPUs, at least 4 and at most 8: a
@@ -358,7 +375,7 @@ class DiskWriter(object):
 
         def task(offset, data):
             try:
-                self.write(offset, data)
+                self.write(offset, data() if callable(data) else data)
             except BaseException as error:  # re-raised in the caller's thread
                 errors.append(error)
             finally:

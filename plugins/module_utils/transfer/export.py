@@ -8,6 +8,10 @@ requires; the repository's DiskWriter spreads hashing, zstd and AES-GCM
 over a thread pool (all three release the GIL) with a bounded number of
 blocks in flight, so memory stays flat whatever the disk size.
 
+An incremental plan may name only the changed pieces of a chunk: they are
+read through VDDK and laid over the base backup's chunk by a writer thread
+(``DiskWriter.base_block``), so only changed bytes cross the network.
+
 A read that fails with a retryable error (a dropped connection, a transient
 read error) closes the source, waits, opens a new one and resumes at the
 chunk that failed; chunks already stored stay stored.
@@ -26,23 +30,52 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.reconnect 
 MIB = 1048576.0
 
 
-class _Reader:
-    """Yields (offset, bytes) of the planned chunks from a disk that reconnects on retryable errors."""
+class _Patch:
+    """A chunk that changed in part: its base backup's block with the changed pieces laid over it.
 
-    def __init__(self, disk, plan, on_read):
+    Called by a writer thread, so fetching and authenticating the base chunk
+    runs beside the next VDDK reads.
+    """
+
+    def __init__(self, writer, number, offset, length, pieces):
+        self.writer = writer
+        self.number = number
+        self.offset = offset
+        self.length = length
+        self.pieces = pieces  # [(disk offset, bytes)]
+
+    def __call__(self):
+        block = bytearray(self.writer.base_block(self.number, self.length))
+        for offset, data in self.pieces:
+            block[offset - self.offset:offset - self.offset + len(data)] = data
+        return bytes(block)
+
+
+class _Reader:
+    """Yields (offset, bytes or _Patch) of the planned chunks from a disk that reconnects on retryable errors."""
+
+    def __init__(self, disk, plan, on_read, writer):
         self.disk = disk
         self.plan = plan
         self.on_read = on_read
+        self.writer = writer
         self.bytes_read = 0
+
+    def _read(self, offset, length):
+        data = self.disk.call(offset, lambda handle: handle.read(offset, length))
+        self.bytes_read += length
+        self.on_read(length)
+        return data
 
     def __iter__(self):
         try:
             for number in self.plan.chunk_numbers:
                 offset, length = self.plan.chunk_range(number)
-                data = self.disk.call(offset, lambda handle, offset=offset, length=length: handle.read(offset, length))
-                self.bytes_read += length
-                self.on_read(length)
-                yield offset, data
+                if number in self.plan.pieces:
+                    pieces = [(start, self._read(start, size)) for start, size in self.plan.pieces[number]]
+                    yield offset, _Patch(self.writer, number, offset, length, pieces)
+                else:
+                    yield offset, self._read(offset, length)
         finally:
             self.disk.close()
 
@@ -61,7 +94,7 @@ def export_disk(open_source, writer, plan, progress=None, retryable=(), max_retr
     disk_progress = progress.start_disk(writer.key, plan.bytes_to_read)
     disk = ReconnectingDisk(open_source, writer.key, "reading", retry_predicate(retryable), max_retries, retry_delay,
                             sleep)
-    reader = _Reader(disk, plan, lambda count: progress.advance(disk_progress, count))
+    reader = _Reader(disk, plan, lambda count: progress.advance(disk_progress, count), writer)
     started = clock()
     try:
         stats = writer.write_blocks(reader, threads=threads)
@@ -77,6 +110,7 @@ def export_disk(open_source, writer, plan, progress=None, retryable=(), max_retr
         "bytes_read": reader.bytes_read,
         "bytes_skipped": plan.bytes_skipped,
         "bytes_stored": stats["new_bytes_stored"],
+        "bytes_deduplicated": stats["deduplicated_bytes"],
         "new_chunks": stats["new_chunks"],
         "deduplicated_chunks": stats["deduplicated_chunks"],
         "zero_chunks": stats["zero_blocks"],

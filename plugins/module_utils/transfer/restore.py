@@ -33,6 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError, retry_predicate
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import merged_ranges
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.reconnect import ReconnectingDisk
 
@@ -59,7 +60,7 @@ def stale_ranges(stored, allocated, end):
 
     ``stored`` and ``allocated`` are sorted lists of (offset, length).
     """
-    wanted = [(0, end)] if allocated is None else _merged(sorted(allocated))
+    wanted = [(0, end)] if allocated is None else merged_ranges(sorted(allocated))
     result = []
     data = iter(stored)
     current = next(data, None)
@@ -74,21 +75,7 @@ def stale_ranges(stored, allocated, end):
             if current[0] > position:
                 result.append((position, current[0] - position))
             position = current[0] + current[1]
-    return _merged(result)
-
-
-def _merged(ranges):
-    """Sorted (offset, length) ranges with touching or overlapping ones joined and empty ones dropped."""
-    merged = []
-    for offset, length in ranges:
-        if length <= 0:
-            continue
-        if merged and merged[-1][0] + merged[-1][1] >= offset:
-            last_offset, last_length = merged[-1]
-            merged[-1] = (last_offset, max(last_offset + last_length, offset + length) - last_offset)
-        else:
-            merged.append((offset, length))
-    return merged
+    return merged_ranges(result)
 
 
 def _pieces(ranges, size):

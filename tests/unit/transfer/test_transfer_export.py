@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import IntegrityError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import full_plan, incremental_plan
@@ -96,6 +97,41 @@ def test_incremental_reads_changed_chunks_and_keeps_the_rest_from_the_base(repo)
     assert report["incremental"] is True and report["chunks_from_base"] == 16
     assert report["new_chunks"] == 1
     assert read_back(repo, second.backup_id, capacity) == bytes(image)
+
+
+def test_incremental_reads_only_the_changed_pieces_and_takes_the_rest_of_their_chunks_from_the_base(repo):
+    capacity = 16 * CHUNK
+    image = image_with(capacity, [(0, os.urandom(8 * CHUNK)), (12 * CHUNK, b"log line " * 1000)])
+    first, _report = export(repo, MemoryDisk(image), full_plan(capacity, CHUNK, [(0, 8 * CHUNK), (12 * CHUNK, 9000)]))
+    changed = [(2 * CHUNK + 4096, 1024), (2 * CHUNK + 8192, 512), (CHUNK * 5 - 512, 1024), (10 * CHUNK + 512, 512)]
+    for offset, length in changed:  # inside data, across a chunk boundary, inside a hole of the base
+        image[offset:offset + length] = os.urandom(length)
+    disk = MemoryDisk(image)
+    second, report = export(repo, disk, incremental_plan(capacity, CHUNK, changed), base=first.backup_id)
+    assert sorted(disk.reads) == sorted(offset for offset, _length in changed[:2]) + [CHUNK * 5 - 512, CHUNK * 5,
+                                                                                      10 * CHUNK + 512]
+    assert report["bytes_read"] == sum(length for _offset, length in changed)
+    assert report["bytes_skipped"] == capacity - report["bytes_read"]
+    assert report["new_chunks"] == 4 and report["chunks_from_base"] == 9
+    assert read_back(repo, second.backup_id, capacity) == bytes(image)
+    assert read_back(repo, first.backup_id, capacity) != bytes(image)
+
+
+def test_a_tampered_base_chunk_fails_the_incremental_instead_of_being_copied(repo):
+    capacity = 4 * CHUNK
+    image = image_with(capacity, [(0, os.urandom(capacity))])
+    first, _report = export(repo, MemoryDisk(image), full_plan(capacity, CHUNK))
+    chunk_id = first.disk_index("2000").entries[1]
+    name = os.path.join(repo.location, "chunks", chunk_id.hex()[:2], chunk_id.hex())
+    with open(name, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"X")
+    image[CHUNK + 512:CHUNK + 1024] = os.urandom(512)
+    staged = repo.start_backup(VM, base_backup_id=first.backup_id)
+    with pytest.raises(IntegrityError):
+        with staged.open_disk("2000", capacity, base_backup_id=first.backup_id) as writer:
+            export_disk(MemoryDisk(image).open, writer, incremental_plan(capacity, CHUNK, [(CHUNK + 512, 512)]))
+    assert "disk-2000" not in " ".join(staged.parts())
 
 
 def test_dropped_connection_resumes_at_the_failed_chunk(repo):
