@@ -95,11 +95,10 @@ def test_original_key_restores_key_bundle_policies_disks_and_nvram(tmp_path, vcs
     [vm] = vms_named(vcsim_si, "restored-original")
     original = vim.VirtualMachine(facts["moid"], vcsim_si._stub)
     assert result["vm"]["moid"] == vm._moId and result["key_mode"] == "original"
-    # The guide: keyId and encryption.bundle in the new ConfigSpec, the same key as the original VM.
-    # govmomi 0.56's CreateVM_Task applies CryptoSpecEncrypt only with an empty keyId (it then makes a new key)
-    # and drops a given one, so the simulator leaves keyId unset where vCenter encrypts with the key sent: the
-    # ConfigSpec sent (above) carries it; the VM's keyId is compared wherever the simulator keeps it.
-    assert vm.config.keyId is None or _key(vm.config.keyId) == facts["key_id"]
+    # The guide: keyId and encryption.bundle in the new ConfigSpec, the same key as the original VM. govmomi 0.56's
+    # CreateVM_Task drops a given keyId; the launcher (tests/vcsim/create_vm_crypto.go) applies the keyId vCenter
+    # would, so the restored VM is encrypted with exactly the original key.
+    assert _key(vm.config.keyId) == facts["key_id"]
     assert _bundle_of(vm) == [facts["bundle"]]
     # Disks blank at the same keys, controller positions and capacities; the encrypted one under its saved key.
     assert _positions(vm) == _positions(original)
