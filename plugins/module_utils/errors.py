@@ -41,6 +41,10 @@ class NotFoundError(VmcryptError):
     """A named inventory object (VM, folder, datacenter, policy) is absent."""
 
 
+class VmExistsError(VmcryptError):
+    """A VM of the name asked for exists already (and replacing it was not asked for)."""
+
+
 class AmbiguousError(VmcryptError):
     """A name matched several objects; the message lists them."""
 

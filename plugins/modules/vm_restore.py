@@ -93,7 +93,33 @@ options:
     type: str
   overwrite:
     description:
-      - Replace a VM of the same name in the datacenter. It is powered off and removed once the new VM is complete.
+      - Replace a VM of the same name in the datacenter. It is renamed out of the way, then powered off and removed
+        once the new VM is complete (with O(keep_replaced=true), once O(state=finished) says the restore succeeded).
+    type: bool
+    default: false
+  keep_replaced:
+    description:
+      - With O(overwrite=true), keep the replaced VM, renamed C(<name> (replaced by restore <backup_id>\)), until
+        the disks are imported - O(state=finished) removes it, O(state=absent) gives it its name back. The restore
+        role uses this, so a restore whose disk import fails loses nothing.
+    type: bool
+    default: false
+  state:
+    description:
+      - V(present) creates the VM.
+      - V(finished) ends a restore whose disks were imported - removes the VM that O(overwrite) and
+        O(keep_replaced) kept, and powers the new VM on when O(power_on=true).
+      - V(absent) undoes a restore that failed - removes the VM O(name) if, and only if, the restore of O(backup_id)
+        made it (vm_restore marks the VMs it makes with the C(vmcrypt.restoredFrom) extraConfig option), and gives a
+        VM it replaced its name back. Nothing to undo is no change.
+    type: str
+    choices: [present, finished, absent]
+    default: present
+  power_on:
+    description:
+      - With O(state=finished), power the restored VM on. Ask for it only when M(vmcrypt.backup.restore_plan) predicts
+        a power-on (RV(vmcrypt.backup.restore_plan#module:power_on.predicted)); without the key server the power-on
+        fails.
     type: bool
     default: false
 notes:
@@ -130,6 +156,22 @@ EXAMPLES = r"""
     key_mode: new
     storage_policy: Gold encrypted
     overwrite: true
+    keep_replaced: true
+
+- name: The disks are in - remove the VM the restore replaced, and power on the restored VM
+  vmcrypt.backup.vm_restore:
+    backup_id: "{{ backup_id }}"
+    repository: /backups/repo
+    name: db01-restored
+    state: finished
+    power_on: true
+
+- name: The disk import failed - remove the half-made VM and give the replaced one its name back
+  vmcrypt.backup.vm_restore:
+    backup_id: "{{ backup_id }}"
+    repository: /backups/repo
+    name: db01-restored
+    state: absent
 """
 
 RETURN = r"""
@@ -140,12 +182,12 @@ backup_id:
   sample: 20260101T020000Z-1a2b3c4d
 key_mode:
   description: The key mode of the VM home, C(original), C(new) or C(none) (the plan's choice).
-  returned: always
+  returned: when O(state=present)
   type: str
   sample: original
 vm:
   description: The VM created.
-  returned: always
+  returned: when O(state=present)
   type: dict
   contains:
     name:
@@ -185,7 +227,7 @@ vm:
           type: bool
 placement:
   description: Where the VM goes.
-  returned: always
+  returned: when O(state=present)
   type: dict
   contains:
     datacenter:
@@ -208,7 +250,7 @@ config_spec:
     - The VirtualMachineConfigSpec sent to C(CreateVM_Task) (in check mode, the one it would send), as vSphere's field
       names; a value of a polymorphic type carries C(_type), a managed object C(_moref) and C(value). The
       C(encryption.bundle) value is masked.
-  returned: always
+  returned: when O(state=present)
   type: dict
   sample:
     name: db01-restored
@@ -218,11 +260,11 @@ config_spec:
     extraConfig: [{key: encryption.bundle, value: "********"}]
 replaced_vm:
   description: Moid of the VM of that name that was (in check mode, would be) replaced; null when none was.
-  returned: always
+  returned: when O(state=present)
   type: str
 nvram:
   description: What happened to the NVRAM.
-  returned: always
+  returned: when O(state=present)
   type: dict
   contains:
     action:
@@ -243,14 +285,28 @@ nvram:
 extra_config_skipped:
   description: extraConfig keys of the original VM that a host writes for itself (paths, statistics, identities) and
     that are not carried to the new VM.
-  returned: always
+  returned: when O(state=present)
   type: list
   elements: str
 sentences:
   description: The restore plan in plain sentences (see M(vmcrypt.backup.restore_plan)).
-  returned: always
+  returned: when O(state=present)
   type: list
   elements: str
+removed_vm:
+  description:
+    - With O(state=absent), the moid of the VM of the failed restore that was (in check mode, would be) removed; with
+      O(state=finished), the moid of the replaced VM removed. Null when there was none.
+  returned: when O(state) is V(absent) or V(finished)
+  type: str
+renamed_back_vm:
+  description: With O(state=absent), the moid of the replaced VM that got its name back; null when there was none.
+  returned: when O(state) is V(absent) or V(finished)
+  type: str
+powered_on:
+  description: Whether the restored VM is (in check mode, would be) powered on.
+  returned: when O(state) is V(absent) or V(finished)
+  type: bool
 error_type:
   description:
     - On failure, the name of the error's class, for example C(VmExistsError), C(NotFoundError).
@@ -267,11 +323,17 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import 
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import ENCRYPTION_BUNDLE_KEY
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.restore_plan import KEY_MODES
-from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.vm_restore import restore_vm
+from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.vm_restore import (
+    finish_restore,
+    restore_vm,
+    undo_restore,
+)
 
 
 def run(module):
     params = module.params
+    if params["state"] != "present":
+        return run_end_of_restore(module)
     repository = open_repository(params)  # first: a wrong password touches nothing in vSphere
     bundle = repository.read_manifest(params["backup_id"]).secrets.get(ENCRYPTION_BUNDLE_KEY)
     if bundle:  # never in any output, whatever fails
@@ -282,11 +344,24 @@ def run(module):
             folder=params["folder"], cluster=params["cluster"], resource_pool=params["resource_pool"],
             host=params["host"], datastore=params["datastore"], networks=params["networks"],
             key_mode=params["key_mode"], storage_policy=params["storage_policy"], overwrite=params["overwrite"],
-            plan_only=module.check_mode)
+            keep_replaced=params["keep_replaced"], plan_only=module.check_mode)
     for warning in warnings:
         module.warn(warning)
     pass_on_repository_warnings(module, repository)
     return result
+
+
+def run_end_of_restore(module):
+    params = module.params
+    open_repository(params).read_manifest(params["backup_id"])  # the backup exists and the key opens it
+    with client_from_params(params) as client:
+        if params["state"] == "absent":
+            result = undo_restore(client, params["backup_id"], params["name"], datacenter=params["datacenter"],
+                                  plan_only=module.check_mode)
+        else:
+            result = finish_restore(client, params["backup_id"], params["name"], datacenter=params["datacenter"],
+                                    power_on=params["power_on"], plan_only=module.check_mode)
+    return dict(result, backup_id=params["backup_id"])
 
 
 def main():
@@ -303,6 +378,9 @@ def main():
         key_mode=dict(type="str", choices=list(KEY_MODES), default="auto"),
         storage_policy=dict(type="str"),
         overwrite=dict(type="bool", default=False),
+        keep_replaced=dict(type="bool", default=False),
+        state=dict(type="str", choices=["present", "finished", "absent"], default="present"),
+        power_on=dict(type="bool", default=False),
     ), rules=dict(mutually_exclusive=[("cluster", "resource_pool")]))
 
 

@@ -55,6 +55,7 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import (
     InvalidArgumentError,
     NotFoundError,
     VmcryptError,
+    VmExistsError,
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import (
     ENCRYPTION_BUNDLE_KEY,
@@ -68,10 +69,9 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.tasks impor
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.restore_plan import plan_restore
 
 MASK = "********"
-
-
-class VmExistsError(VmcryptError):
-    """A VM of the name asked for exists already (and overwrite was not asked for)."""
+# extraConfig of a VM made by vm_restore: the backup it was made from. Only a VM carrying it is ever removed by
+# undo_restore, and the administrator sees where the VM came from.
+RESTORED_FROM_KEY = "vmcrypt.restoredFrom"
 
 
 # Created by vSphere with every VM: never added again.
@@ -173,14 +173,39 @@ def _nic_spec(nic, device, networks, available, notes):
     return {"operation": "add", "device": plain}
 
 
-def build_config_spec(record, plan, name, datastore, bundle=None, networks=None, available_networks=None):
+def disks_only_record(disks):
+    """The configuration a VM is rebuilt from when its backup holds disks only (no metadata_capture).
+
+    ``disks`` is [(key, capacity_bytes)]. Each disk keeps its key, on paravirtual SCSI controllers in key order
+    (15 disks each: unit 7 is the controller's own); one vCPU, 1024 MB, a generic 64-bit guest, BIOS, no network
+    adapter. Returns (record, warning).
+    """
+    units = [unit for unit in range(16) if unit != 7]
+    controllers, placed = [], []
+    for index, (key, capacity) in enumerate(sorted((int(key), int(capacity)) for key, capacity in disks)):
+        bus, unit = divmod(index, len(units))
+        if bus == len(controllers):
+            controllers.append({"key": 1000 + bus, "type": "ParaVirtualSCSIController", "bus_number": bus})
+        placed.append({"key": key, "controller_key": 1000 + bus, "unit_number": units[unit],
+                       "capacity_bytes": capacity})
+    record = {"guest_id": "otherGuest64", "hardware": {"num_cpu": 1, "memory_mb": 1024}, "devices": controllers,
+              "disks": placed, "nics": []}
+    warning = ("the backup holds no VM configuration (metadata_capture was not run): the VM is made from its disks "
+               "alone - %d disk(s) on paravirtual SCSI, 1 vCPU, 1024 MB, guest otherGuest64, BIOS firmware, no "
+               "network adapter; set its hardware, firmware and networks before powering it on" % len(placed))
+    return record, warning
+
+
+def build_config_spec(record, plan, name, datastore, bundle=None, networks=None, available_networks=None,
+                      backup_id=None):
     """(ConfigSpec as plain data, notes) for the VM of ``record`` (vm_config's record) as ``plan`` decided.
 
     ``bundle`` is the saved encryption.bundle (used only when the plan restores it), ``networks`` maps an old
     network name to a new one, ``available_networks`` maps the names that exist here to {"type": "standard",
     "moid"} or {"type": "distributed", "switch_uuid", "portgroup_key"}. Polymorphic values carry "_type" (the
     vSphere type name), managed objects {"_moref", "value"}. ``notes`` = {"warnings", "devices_not_restored",
-    "extra_config_skipped"}. Pure: no I/O.
+    "extra_config_skipped"}. ``backup_id`` marks the VM as made by the restore of that backup
+    (``RESTORED_FROM_KEY``), which is what lets a later step remove it, and nothing else. Pure: no I/O.
     """
     if not record:
         raise InvalidArgumentError("the backup holds no VM configuration (metadata_capture was not run): the VM "
@@ -197,7 +222,7 @@ def build_config_spec(record, plan, name, datastore, bundle=None, networks=None,
             "files": {"vmPathName": "[%s]" % datastore}}
     extra = []
     for option in record.get("extra_config") or []:
-        if option["key"] == ENCRYPTION_BUNDLE_KEY:
+        if option["key"] in (ENCRYPTION_BUNDLE_KEY, RESTORED_FROM_KEY):
             continue
         if HOST_EXTRA_CONFIG.match(option["key"]):
             notes["extra_config_skipped"].append(option["key"])
@@ -209,6 +234,8 @@ def build_config_spec(record, plan, name, datastore, bundle=None, networks=None,
         if not home.get("key_id"):
             raise InvalidArgumentError("the plan restores the encryption.bundle without a keyId")
         extra.append({"key": ENCRYPTION_BUNDLE_KEY, "value": bundle})
+    if backup_id:
+        extra.append({"key": RESTORED_FROM_KEY, "value": backup_id})
     if mode == "original" and home.get("key_id"):
         spec["crypto"] = {"_type": "CryptoSpecEncrypt", "cryptoKeyId": _crypto_key(home["key_id"])}
     spec["extraConfig"] = extra or None
@@ -296,6 +323,18 @@ def _one_named(client, vim_type, name, container, what):
     return found[0]
 
 
+def _datacenter(client, finder, name):
+    """(datacenter, its path): the one named, or the only one."""
+    if name:
+        found = finder.datacenter(name)
+    else:
+        datacenters = [item.obj for item in retrieve(client, vim.Datacenter, ["name"])]
+        if len(datacenters) != 1:
+            raise InvalidArgumentError("this vCenter has %d datacenters: give datacenter" % len(datacenters))
+        found = datacenters[0]
+    return found, finder.tree.datacenter_path_of(found._moId)
+
+
 class Placement:
     """Where the VM goes: datacenter, folder, resource pool, host and datastore (resolved, nothing created)."""
 
@@ -303,14 +342,7 @@ class Placement:
                  host=None, datastore=None):
         if cluster and resource_pool:
             raise InvalidArgumentError("give cluster or resource_pool, not both")
-        if datacenter:
-            self.datacenter = finder.datacenter(datacenter)
-        else:
-            datacenters = [item.obj for item in retrieve(client, vim.Datacenter, ["name"])]
-            if len(datacenters) != 1:
-                raise InvalidArgumentError("this vCenter has %d datacenters: give datacenter" % len(datacenters))
-            self.datacenter = datacenters[0]
-        self.datacenter_name = finder.tree.datacenter_path_of(self.datacenter._moId)
+        self.datacenter, self.datacenter_name = _datacenter(client, finder, datacenter)
         self.folder = (finder.folder(folder, self.datacenter_name) if folder
                        else retrieve_one(client, self.datacenter, ["vmFolder"]).get("vmFolder"))
         self.host = _one_named(client, vim.HostSystem, host, self.datacenter, "host") if host else None
@@ -386,9 +418,11 @@ def _undo(client, vm, old, name, error):
 
 def restore_vm(client, repository, backup_id, name, datacenter=None, folder=None, cluster=None, resource_pool=None,
                host=None, datastore=None, networks=None, key_mode="auto", storage_policy=None, overwrite=False,
-               plan_only=False):
+               keep_replaced=False, plan_only=False):
     """Create the VM of ``backup_id`` as ``name``; returns (result, warnings). ``plan_only``: the same checks,
-    nothing created, the ConfigSpec it would send (bundle masked)."""
+    nothing created, the ConfigSpec it would send (bundle masked). ``keep_replaced``: a VM replaced by
+    ``overwrite`` stays, renamed (``replaced_name``), until ``finish_restore`` removes it or ``undo_restore``
+    gives it its name back - so a restore whose disks fail to import loses nothing."""
     if not name:
         raise InvalidArgumentError("name (of the new VM) is required")
     manifest = repository.read_manifest(backup_id)
@@ -398,12 +432,15 @@ def restore_vm(client, repository, backup_id, name, datacenter=None, folder=None
         raise InvalidArgumentError("the restore of backup %s is not possible as planned: %s"
                                    % (backup_id, "; ".join(plan["problems"])))
     record = (manifest.metadata or {}).get("config")
+    if not record:
+        record, warning = disks_only_record((key, manifest.disk(key)["capacity"]) for key in manifest.disk_keys)
+        warnings = list(warnings) + [warning]
     finder = VmFinder(client)
     place = Placement(client, finder, record, datacenter=datacenter, folder=folder, cluster=cluster,
                       resource_pool=resource_pool, host=host, datastore=datastore)
     bundle = manifest.secrets.get(ENCRYPTION_BUNDLE_KEY)
     spec, notes = build_config_spec(record, plan, name, place.datastore_name, bundle=bundle, networks=networks,
-                                    available_networks=_networks_of(client, place.datacenter))
+                                    available_networks=_networks_of(client, place.datacenter), backup_id=backup_id)
     warnings = list(warnings) + notes["warnings"] + ["not restored: %s" % item for item in notes["devices_not_restored"]]
     existing = _existing(client, place.datacenter, name)
     if len(existing) > 1:
@@ -427,7 +464,7 @@ def restore_vm(client, repository, backup_id, name, datacenter=None, folder=None
     old = existing[0] if existing else None
     old_name = None
     if old is not None:  # out of the way first: put back if the new VM cannot be made
-        old_name = "%s (replaced by restore %s)" % (name, backup_id)
+        old_name = replaced_name(name, backup_id)
         wait_for_task(client, old.Rename_Task(newName=old_name), "renaming VM '%s' out of the way" % name)
     vm = None
     try:
@@ -440,7 +477,7 @@ def restore_vm(client, repository, backup_id, name, datacenter=None, folder=None
             size, digest = upload(client, place.datacenter_name, path, repository.read_nvram(backup_id),
                                   manifest.nvram["size"])
             result["nvram"].update(uploaded=True, size=size, datastore_path=path, sha256=digest)
-        if old is not None:
+        if old is not None and not keep_replaced:
             _destroy(client, old, "the replaced VM %s" % old._moId)
             old = None
     except Exception as error:
@@ -449,3 +486,69 @@ def restore_vm(client, repository, backup_id, name, datacenter=None, folder=None
     result["vm"].update(facts, name=name)
     result["vm"].pop("nvram_path", None)
     return result, warnings
+
+
+def replaced_name(name, backup_id):
+    """The name a VM replaced by the restore of ``backup_id`` carries until the restore is finished or undone."""
+    return "%s (replaced by restore %s)" % (name, backup_id)
+
+
+def _restored_from(client, vm):
+    options = retrieve_one(client, vm, ["config.extraConfig"]).get("config.extraConfig") or []
+    return [option.value for option in options if option.key == RESTORED_FROM_KEY][:1] or [None]
+
+
+def _only_named(client, datacenter, datacenter_name, name):
+    found = _existing(client, datacenter, name)
+    if len(found) > 1:
+        raise AmbiguousError("%d VMs are named '%s' in datacenter '%s'" % (len(found), name, datacenter_name))
+    return found[0] if found else None
+
+
+def _made_by_restore(client, datacenter, datacenter_name, name, backup_id):
+    """The VM ``name`` when the restore of ``backup_id`` made it; None when there is none; an error for another."""
+    vm = _only_named(client, datacenter, datacenter_name, name)
+    if vm is not None and _restored_from(client, vm)[0] != backup_id:
+        raise InvalidArgumentError("VM '%s' (%s) was not made by the restore of backup %s: it is left alone"
+                                   % (name, vm._moId, backup_id))
+    return vm
+
+
+def undo_restore(client, backup_id, name, datacenter=None, plan_only=False):
+    """Remove the VM the restore of ``backup_id`` made as ``name`` and give a VM it replaced its name back.
+
+    Only a VM carrying ``RESTORED_FROM_KEY`` = ``backup_id`` is removed; nothing to undo is no change.
+    """
+    dc, dc_name = _datacenter(client, VmFinder(client), datacenter)
+    vm = _made_by_restore(client, dc, dc_name, name, backup_id)
+    old = _only_named(client, dc, dc_name, replaced_name(name, backup_id))
+    result = {"changed": vm is not None or old is not None, "removed_vm": vm._moId if vm is not None else None,
+              "renamed_back_vm": old._moId if old is not None else None, "powered_on": False}
+    if plan_only:
+        return result
+    if vm is not None:
+        _destroy(client, vm, "the VM '%s' (%s) of the failed restore" % (name, vm._moId))
+    if old is not None:
+        wait_for_task(client, old.Rename_Task(newName=name), "renaming VM %s back to '%s'" % (old._moId, name))
+    return result
+
+
+def finish_restore(client, backup_id, name, datacenter=None, power_on=False, plan_only=False):
+    """The restore of ``backup_id`` as ``name`` succeeded: remove the VM it replaced, and power it on if asked."""
+    dc, dc_name = _datacenter(client, VmFinder(client), datacenter)
+    vm = _made_by_restore(client, dc, dc_name, name, backup_id)
+    if vm is None:
+        raise NotFoundError("no VM named '%s' in datacenter '%s' to finish the restore of backup %s"
+                            % (name, dc_name, backup_id))
+    old = _only_named(client, dc, dc_name, replaced_name(name, backup_id))
+    powered = retrieve_one(client, vm, ["runtime.powerState"]).get("runtime.powerState") == "poweredOn"
+    start = power_on and not powered
+    result = {"changed": old is not None or start, "removed_vm": old._moId if old is not None else None,
+              "renamed_back_vm": None, "powered_on": powered or start}
+    if plan_only:
+        return result
+    if old is not None:
+        _destroy(client, old, "the VM %s replaced by the restore" % old._moId)
+    if start:
+        wait_for_task(client, vm.PowerOnVM_Task(), "power on of VM '%s' (%s)" % (name, vm._moId))
+    return result

@@ -7,7 +7,9 @@ from pyVmomi import vim
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.vm_restore import (
     MASK,
+    RESTORED_FROM_KEY,
     build_config_spec,
+    disks_only_record,
     masked,
     to_vim,
 )
@@ -172,3 +174,26 @@ def test_to_vim_builds_the_pyvmomi_spec():
     assert isinstance(disk.device.backing, vim.vm.device.VirtualDisk.FlatVer2BackingInfo)
     assert isinstance(disk.backing.crypto, vim.encryption.CryptoSpecEncrypt)
     assert isinstance(config.bootOptions.bootOrder[0], vim.vm.BootOptions.BootableDiskDevice)
+
+
+def test_the_restored_vm_is_marked_with_its_backup_and_an_old_mark_is_not_carried():
+    old = record()
+    old["extra_config"] = list(old.get("extra_config") or []) + [{"key": RESTORED_FROM_KEY, "value": "old-backup"}]
+    spec, _notes = build_config_spec(old, plan("new"), "x", "ds", backup_id="20261130T020000Z-1a2b3c4d")
+    marks = [option for option in spec["extraConfig"] if option["key"] == RESTORED_FROM_KEY]
+    assert marks == [{"key": RESTORED_FROM_KEY, "value": "20261130T020000Z-1a2b3c4d"}]
+
+
+def test_a_backup_of_disks_only_gets_a_minimal_vm_with_every_disk_at_its_key():
+    disks = [("2001", 2 << 30)] + [(str(2000 + n), 1 << 30) for n in (0,) + tuple(range(2, 17))]
+    made, warning = disks_only_record(disks)
+    assert [c["key"] for c in made["devices"]] == [1000, 1001]
+    placed = dict((d["key"], (d["controller_key"], d["unit_number"], d["capacity_bytes"])) for d in made["disks"])
+    assert len(placed) == 17 and placed[2001] == (1000, 1, 2 << 30)
+    assert 7 not in [unit for _controller, unit, _size in placed.values()]
+    assert placed[2016] == (1001, 1, 1 << 30)
+    assert warning.startswith("the backup holds no VM configuration (metadata_capture was not run): the VM is made "
+                              "from its disks alone - 17 disk(s)")
+    spec, _notes = build_config_spec(made, plan("new"), "x", "ds")
+    assert len(device_changes(spec, "VirtualDisk")) == 17
+    assert len(device_changes(spec, "ParaVirtualSCSIController")) == 2
