@@ -22,6 +22,7 @@
  *   fault.read_error_offset=BYTES    a Read covering this byte fails
  *   fault.drop_after_reads=N         after N reads the connection is lost
  *   fault.read_delay_ms=MS           every Read sleeps this long
+ *   fault.write_delay_ms=MS          every Write sleeps this long (a slow target datastore)
  *   fault.query_blocks=unsupported   QueryAllocatedBlocks fails with code 6 (storage
  *                                    other than VMFS/vSAN); =whole: one extent
  *                                    covering the whole range asked
@@ -87,6 +88,7 @@ struct config {
     long long read_error_offset;
     long drop_after_reads;
     long read_delay_ms;
+    long write_delay_ms;
     char query_blocks[32];
     long access_busy;
     char fallback_mode[16];
@@ -210,6 +212,8 @@ static void config_load(void)
             cfg.drop_after_reads = atol(value);
         } else if (strcmp(key, "fault.read_delay_ms") == 0) {
             cfg.read_delay_ms = atol(value);
+        } else if (strcmp(key, "fault.write_delay_ms") == 0) {
+            cfg.write_delay_ms = atol(value);
         } else if (strcmp(key, "fault.query_blocks") == 0) {
             snprintf(cfg.query_blocks, sizeof cfg.query_blocks, "%s", value);
         } else if (strcmp(key, "fault.access_busy") == 0) {
@@ -1113,6 +1117,7 @@ EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, c
     VixError result = VIX_OK;
     unsigned long long nfc_refusal = 0;
     size_t want, done = 0;
+    long delay;
 
     pthread_mutex_lock(&lock);
     if (disk == NULL || buffer == NULL)
@@ -1126,6 +1131,7 @@ EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, c
         result = VIX_E_OUT_OF_MEMORY;
     } else
         result = check_range(disk, start, count);
+    delay = cfg.write_delay_ms;
     rec_begin(&r, "Write");
     rec_number(&r, "startSector", start);
     rec_number(&r, "numSectors", count);
@@ -1135,6 +1141,10 @@ EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, c
         nfc_error(nfc_refusal);
     if (result != VIX_OK)
         return result;
+    if (delay > 0) {
+        struct timespec pause = { delay / 1000, (delay % 1000) * 1000000L };
+        nanosleep(&pause, NULL);
+    }
     want = (size_t)(count * VIXDISKLIB_SECTOR_SIZE);
     while (done < want) {
         ssize_t put = pwrite(disk->fd, buffer + done, want - done,
