@@ -7,6 +7,7 @@ re-discovering them. It deliberately avoids the collection's module_utils:
 the estate is the yardstick those utilities are measured against.
 """
 import base64
+import contextlib
 import os
 import time
 
@@ -14,6 +15,8 @@ from pyVmomi import vim
 
 KEY_PROVIDER_ID = "vmcrypt-kms"
 KMIP_SERVER = {"name": "kms-01", "address": "127.0.0.1", "port": 5696}
+# The key provider of "another" key server, registered when the estate's is lost (another cluster name).
+DR_PROVIDER = "vmcrypt-kms-dr"
 
 # pbm/simulator ships this sample policy (DefaultEncryptionProfileID there).
 ENCRYPTION_POLICY_ID = "4d5f673c-536f-11e6-beb8-9e71128cae77"
@@ -468,3 +471,40 @@ def build_estate(si):
         "accounts": accounts,
         "groups": estate_groups(),
     }
+
+
+# --- the guide's fourth situation: the key server lost ----------------------
+def _key_provider_state(si):
+    crypto = si.RetrieveContent().cryptoManager
+    return sorted((c.clusterId.id, c.managementType, bool(c.useAsDefault), tuple(s.name for s in c.servers or []))
+                  for c in crypto.ListKmipServers() or [])
+
+
+def _register(crypto, provider, server):
+    crypto.RegisterKmipServer(server=vim.encryption.KmipServerSpec(
+        clusterId=vim.encryption.KeyProviderId(id=provider),
+        info=vim.encryption.KmipServerInfo(name=server, address=KMIP_SERVER["address"], port=KMIP_SERVER["port"])))
+    crypto.MarkDefault(clusterId=vim.encryption.KeyProviderId(id=provider))
+
+
+def _unregister(crypto, provider):
+    for cluster in crypto.ListKmipServers() or []:
+        if cluster.clusterId.id == provider:
+            for server in cluster.servers or []:
+                crypto.RemoveKmipServer(clusterId=cluster.clusterId, serverName=server.name)
+            crypto.UnregisterKmsCluster(clusterId=cluster.clusterId)
+
+
+@contextlib.contextmanager
+def key_server_lost(si):
+    """The estate's key provider unregistered and another one (another cluster name) registered; put back after."""
+    crypto = si.RetrieveContent().cryptoManager
+    before = _key_provider_state(si)
+    try:
+        _unregister(crypto, KEY_PROVIDER_ID)
+        _register(crypto, DR_PROVIDER, "kms-dr-01")
+        yield crypto
+    finally:
+        _unregister(crypto, DR_PROVIDER)
+        _register(crypto, KEY_PROVIDER_ID, KMIP_SERVER["name"])
+        assert _key_provider_state(si) == before

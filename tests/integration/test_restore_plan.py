@@ -5,13 +5,20 @@ staged backup, the disks written into it, a commit - and planned on the
 session simulator, whose key providers and storage policies the tests change
 and put back (every test of the session shares that simulator).
 """
-import contextlib
 import json
 import os
 
 from pyVmomi import pbm, vim
 
-from estate import ENCRYPTION_POLICY_ID, ENCRYPTION_POLICY_NAME, KEY_PROVIDER_ID, KMIP_SERVER, EstateBuilder, wait_for_task
+from estate import (
+    DR_PROVIDER,
+    ENCRYPTION_POLICY_ID,
+    ENCRYPTION_POLICY_NAME,
+    KEY_PROVIDER_ID,
+    EstateBuilder,
+    key_server_lost,
+    wait_for_task,
+)
 from estate_nvram import write_nvram
 from playbook import run_playbook
 from test_disk_transfer import CHUNK, PASSWORD, open_repository, repository  # noqa: F401 pylint: disable=unused-import
@@ -27,7 +34,6 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.restore_p
 )
 
 SAMPLE_POLICY = {"id": ENCRYPTION_POLICY_ID, "name": ENCRYPTION_POLICY_NAME}
-DR_PROVIDER = "vmcrypt-kms-dr"
 MIB = 1024 * 1024
 
 
@@ -213,42 +219,6 @@ def test_uefi_backup_without_bundle_warns_of_secure_boot_and_the_vtpm(tmp_path, 
         "the VM uses UEFI firmware: with a generic NVRAM Secure Boot (enabled at backup) may need to be reconfigured "
         "and its boot disk may need to be reselected in the firmware",
         "the VM had a vTPM: its contents (keys, measurements) are lost; it starts empty"]
-
-
-def _key_provider_state(si):
-    crypto = si.RetrieveContent().cryptoManager
-    return sorted((c.clusterId.id, c.managementType, bool(c.useAsDefault), tuple(s.name for s in c.servers or []))
-                  for c in crypto.ListKmipServers() or [])
-
-
-def _register(crypto, provider, server):
-    crypto.RegisterKmipServer(server=vim.encryption.KmipServerSpec(
-        clusterId=vim.encryption.KeyProviderId(id=provider),
-        info=vim.encryption.KmipServerInfo(name=server, address=KMIP_SERVER["address"], port=KMIP_SERVER["port"])))
-    crypto.MarkDefault(clusterId=vim.encryption.KeyProviderId(id=provider))
-
-
-def _unregister(crypto, provider):
-    for cluster in crypto.ListKmipServers() or []:
-        if cluster.clusterId.id == provider:
-            for server in cluster.servers or []:
-                crypto.RemoveKmipServer(clusterId=cluster.clusterId, serverName=server.name)
-            crypto.UnregisterKmsCluster(clusterId=cluster.clusterId)
-
-
-@contextlib.contextmanager
-def key_server_lost(si):
-    """The estate's key provider unregistered and another one (another cluster name) registered; put back after."""
-    crypto = si.RetrieveContent().cryptoManager
-    before = _key_provider_state(si)
-    try:
-        _unregister(crypto, KEY_PROVIDER_ID)
-        _register(crypto, DR_PROVIDER, "kms-dr-01")
-        yield crypto
-    finally:
-        _unregister(crypto, DR_PROVIDER)
-        _register(crypto, KEY_PROVIDER_ID, KMIP_SERVER["name"])
-        assert _key_provider_state(si) == before
 
 
 def _vm_under_the_new_provider(vcsim_si, name):

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 from pyVmomi import pbm, vim, vmodl
 
-from estate import ENCRYPTION_POLICY_ID, EstateBuilder, wait_for_task
+from estate import DR_PROVIDER, ENCRYPTION_POLICY_ID, EstateBuilder, key_server_lost, wait_for_task
 from estate_nvram import local_path, read_local, write_nvram
 from playbook import REPO_ROOT, ansible_environment, ansible_playbook_command
 from test_disk_transfer import (  # noqa: F401 pylint: disable=unused-import
@@ -27,14 +27,7 @@ from test_disk_transfer import (  # noqa: F401 pylint: disable=unused-import
     put,
     repository,
 )
-from test_restore_plan import (
-    DR_PROVIDER,
-    capture_backup,
-    disks_only_backup,
-    encryption_constraints,
-    key_server_lost,
-    _set_policy,
-)
+from test_restore_plan import _set_policy, capture_backup, disks_only_backup, encryption_constraints
 from test_vcsim_pbm import _profile_manager
 from test_vm_restore import _bundle_of, _key, _policies, _positions, vms_named
 from vsphere_env import vmware_env
