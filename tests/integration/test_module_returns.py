@@ -18,6 +18,7 @@ A new module gets the same test: add its scenario to SCENARIOS, or the test
 fails with "add a scenario for module X".
 """
 import ast
+import json
 import os
 
 import pytest
@@ -27,6 +28,7 @@ from pyVmomi import vim
 from estate import wait_for_task
 
 from playbook import REPO_ROOT, run_playbook
+from report_checks import RECORDED_RUN
 from vsphere_env import vmware_env
 from test_restore_plan import capture_backup, disks_only_backup
 
@@ -428,7 +430,20 @@ def vm_restore_scenario(request, work):
     return tasks, env
 
 
+def run_report_scenario(request, work):
+    with open(RECORDED_RUN) as handle:
+        backup = json.load(handle)
+    tasks = [
+        _task("ok: a backup run to the console", "run_report", run=backup),
+        _task("ok: a restore run that reported nothing, into a folder", "run_report",
+              run={"kind": "restore", "run_id": "returns-test", "vms": [None]}, dest=str(work / "reports")),
+        _task("fails: no kind", "run_report", run={"run_id": "returns-test", "vms": []}),
+    ]
+    return tasks, {}
+
+
 SCENARIOS = {
+    "run_report": run_report_scenario,
     "restore_plan": restore_plan_scenario,
     "vm_restore": vm_restore_scenario,
     "backup_keys_check": backup_keys_check_scenario,
