@@ -5,12 +5,15 @@ and UEFI with Secure Boot and a vTPM - are backed up in one run; the
 repository is read back and compared with what the estate built and with the
 bytes in the VMs' flat files and NVRAM files. Failures leave no snapshot and
 no visible backup; a snapshot that cannot be removed after every disk is
-stored leaves a committed backup and a warning naming it.
+stored leaves a committed backup and a warning naming it. The run's report
+(JSON, Markdown, HTML) gives each disk's figures as the export measured them.
 """
 import glob
 import hashlib
 import json
 import os
+import re
+import stat
 import subprocess
 import threading
 
@@ -20,6 +23,7 @@ from pyVmomi import vim
 from estate import wait_for_task
 from estate_nvram import write_nvram
 from playbook import REPO_ROOT, ansible_environment, ansible_playbook_command
+from report_checks import RECORDED_RUN, html_disk_figures, markdown_disk_rows, shape
 from test_disk_transfer import (  # noqa: F401 pylint: disable=unused-import
     PASSWORD,
     content,
@@ -33,6 +37,9 @@ from test_disk_transfer import (  # noqa: F401 pylint: disable=unused-import
 from vsphere_env import vmware_env
 
 from vddk_double_config import DOUBLE_LIBDIR
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.report.units import (
+    format_bytes, format_count, format_rate, format_seconds)
 
 VMS = ("crypt-vm01", "plain-vm01", "uefi-vm01")
 MIB = 1024 * 1024
@@ -90,6 +97,40 @@ def entries(report):
     return dict((entry["vm"], entry) for entry in report["vms"])
 
 
+# The disk figures of the report, and how its Markdown writes each.
+DISK_FIGURES = (("capacity_bytes", format_bytes), ("bytes_read", format_bytes), ("bytes_stored", format_bytes),
+                ("bytes_skipped", format_bytes), ("bytes_deduplicated", format_bytes), ("new_chunks", format_count),
+                ("deduplicated_chunks", format_count), ("duration_seconds", format_seconds),
+                ("throughput_mib_s", format_rate))
+
+
+def check_report_files(report_dir, report, estate):
+    """The run's .json, .md and .html: mode 0600, each disk's figures the same in all three and true to the disk."""
+    base = os.path.join(str(report_dir), "backup-report-%s" % report["run_id"])
+    for extension in ("json", "md", "html"):
+        assert stat.S_IMODE(os.stat("%s.%s" % (base, extension)).st_mode) == 0o600
+    with open(base + ".md") as handle:
+        markdown = handle.read()
+    with open(base + ".html") as handle:
+        page = handle.read()
+    md_rows, html_figures = markdown_disk_rows(markdown), html_disk_figures(page)
+    for entry in report["vms"]:
+        assert entry["disks"], entry["vm"]
+        for disk in entry["disks"]:
+            capacity = next(item["capacity_kb"] * 1024 for item in estate["vms"][entry["vm"]]["disks"]
+                            if str(item["key"]) == disk["key"])
+            assert disk["capacity_bytes"] == capacity
+            assert disk["bytes_read"] > 0 and disk["bytes_read"] + disk["bytes_skipped"] == capacity
+            assert disk["transport"] == "nbdssl" and disk["duration_seconds"] > 0
+            cells, figures = md_rows[(entry["vm"], disk["key"])], html_figures[(entry["vm"], disk["key"])]
+            for field, written in DISK_FIGURES:
+                assert written(disk[field]) in cells, (entry["vm"], disk["key"], field, cells)
+                assert figures[field] == (None if disk[field] is None else str(disk[field])), (field, figures)
+    assert page.count("<svg ") == 2 and "<script" not in page and not re.search(r"(src|href)=", page)
+    assert report["kind"] == "backup"
+    return markdown
+
+
 def no_snapshots_left(vcsim_si, estate):
     return all(snapshot_trees(vim.VirtualMachine(estate["vms"][name]["moid"], vcsim_si._stub)) == []
                for name in VMS)
@@ -133,8 +174,14 @@ def test_backup_playbook_saves_everything_that_makes_each_vm_restorable(tmp_path
         assert calls.count("PrepareForAccess") == 1 and calls.count("EndAccess") == 1, calls
         assert calls[0] == "PrepareForAccess" and calls[-1] == "EndAccess" and "ConnectEx" in calls, calls
     assert no_snapshots_left(vcsim_si, estate)
-    # The console shows the report and the progress of the exports.
-    assert "3 of 3 VMs backed up" in completed.stdout
+    # The console shows the report and the progress of the exports; the report's files agree with the JSON.
+    assert "3 of 3 VMs backed up, 0 failed" in completed.stdout
+    markdown = check_report_files(tmp_path / "reports", report, estate)
+    disk_rows = [line for line in markdown.splitlines() if line.startswith("| 2000 ")]
+    assert len(disk_rows) == 3 and all(line in completed.stdout for line in disk_rows)
+    with open(RECORDED_RUN) as handle:
+        assert shape(report) == shape(json.load(handle)), "the record changed shape: copy this run's over %s" % (
+            RECORDED_RUN)
     assert "crypt-vm01 disk 2000: " in completed.stdout and " MiB/s, " in completed.stdout
     assert repo.list_staged() == []
 
