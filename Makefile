@@ -13,7 +13,7 @@ SANITY_ROOT := build/sanity/ansible_collections/vmcrypt/backup
 PIP_BOOTSTRAP_CACHE := $(HOME)/.ansible/test/cache
 VCSIM_BIN := tests/vcsim/bin/vcsim-launcher
 
-.PHONY: setup venv vcsim vddk-double collection test unit integration sanity demo bench-vm-facts bench-repository clean
+.PHONY: setup venv vcsim vddk-double collection browser test unit integration sanity demo bench-vm-facts bench-repository clean
 
 setup: venv vcsim vddk-double collection
 
@@ -47,12 +47,21 @@ $(VDDK_DOUBLE_VIM): tests/vddk_double/vddk_double_vim.c
 	gcc -std=gnu11 -O2 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden -shared \
 	    -Wl,-soname,libvixDiskLibVim.so.8 -o $@ $<
 
+# Debian's chromium, headless, for the run report's browser test (tests/integration/test_report_browser.py);
+# installed only when missing (as root, or through sudo).
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive sh -c \
+	  'apt-get install -y --no-install-recommends chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }'
+
 # ansible-playbook and the unit tests find the collection through this link.
 collection:
 	mkdir -p $(COLLECTION_ROOT)
 	ln -sfn $(CURDIR) $(COLLECTION_ROOT)/backup
 
-test: setup
+test: setup browser
 	cd tests/vcsim && go test .
 	$(PY) -m pytest tests/unit tests/integration
 	$(MAKE) sanity
@@ -60,7 +69,7 @@ test: setup
 unit: venv collection
 	$(PY) -m pytest tests/unit
 
-integration: setup
+integration: setup browser
 	$(PY) -m pytest tests/integration
 
 # ansible-test wants the collection under ansible_collections/NS/NAME;
