@@ -18,6 +18,7 @@ __metaclass__ = type
 import errno
 import json
 import os
+import threading
 import time
 import uuid
 
@@ -61,6 +62,7 @@ class ProgressFile:
         self.clock = clock
         self.disks = []
         self._last_write = None
+        self._mutex = threading.Lock()  # several disks may advance at once, each from its own thread
 
     def start_disk(self, key, total_bytes):
         disk = DiskProgress(key, total_bytes, self.clock)
@@ -87,7 +89,11 @@ class ProgressFile:
         now = self.clock()
         if not force and self._last_write is not None and now - self._last_write < self.interval:
             return
-        self._last_write = now
+        with self._mutex:
+            self._last_write = now
+            self._replace()
+
+    def _replace(self):
         temporary = "%s.%s.tmp" % (self.path, uuid.uuid4().hex)
         data = json.dumps(self.snapshot()).encode("utf-8")
         try:

@@ -7,6 +7,13 @@ The engines call ``open()`` again to resume after a lost connection, so each
 opening makes a fresh VddkConnection (ConnectEx) and opens the disk on it;
 ``close()`` closes both whatever happened.
 
+Several disks may be transferred at once, each by its own thread on its own
+connection and handle (a VDDK handle is never shared between threads).
+Connecting, opening and closing are serialised across threads by one lock:
+VDDK's programming guide asks that VixDiskLib_Open and VixDiskLib_Close not
+run concurrently (nbdkit's VDDK plugin takes the same lock); reads and
+writes on different handles run in parallel.
+
 QueryAllocatedBlocks is a hint, not a promise: on storage other than VMFS and
 vSAN it fails, or answers one extent covering the whole disk.  Either way the
 disk is read in full (chunks of zeros are still not stored: the repository
@@ -18,6 +25,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import logging
+import threading
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.structs import (
@@ -27,6 +35,8 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.structs import
 
 SECTOR = VIXDISKLIB_SECTOR_SIZE
 LOGGER = logging.getLogger("vmcrypt.backup.vddk")
+# ConnectEx, Open, Close and Disconnect of every thread go through this lock.
+OPEN_CLOSE_LOCK = threading.Lock()
 
 
 class VddkDiskEndpoint:
@@ -43,12 +53,13 @@ class VddkDiskEndpoint:
         self.warn = warn or (lambda text: LOGGER.warning("%s", text))
 
     def open(self):
-        connection = self.connect().open()
-        try:
-            disk = connection.open_disk(self.path, read_only=self.read_only)
-        except BaseException:
-            connection.close()
-            raise
+        with OPEN_CLOSE_LOCK:
+            connection = self.connect().open()
+            try:
+                disk = connection.open_disk(self.path, read_only=self.read_only)
+            except BaseException:
+                connection.close()
+                raise
         return OpenVddkDisk(connection, disk, self.warn)
 
 
@@ -94,7 +105,8 @@ class OpenVddkDisk:
         self.disk.write(offset // SECTOR, data)
 
     def close(self):
-        try:
-            self.disk.close()
-        finally:
-            self.connection.close()
+        with OPEN_CLOSE_LOCK:
+            try:
+                self.disk.close()
+            finally:
+                self.connection.close()
