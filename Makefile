@@ -91,14 +91,26 @@ bench-vm-facts: setup
 	$(PY) -m pip install --quiet -r bench/requirements-vsphere-peers.txt
 	$(PY) bench/vm_facts_bench.py --vms $${BENCH_VMS:-1000}
 
-# Repository throughput and memory, side by side with restic (apt-get install -y restic).
-bench-repository: venv collection
+# What the benchmarks run beside our code (bench/requirements-debian.txt: restic, zstd, openssl,
+# e2fsprogs), installed with apt-get when one of the tools is missing (as root, or through sudo).
+.PHONY: bench-setup
+bench-setup:
+	@for tool in restic zstd openssl mkfs.ext4; do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  $$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive sh -c \
+	    "apt-get update && apt-get install -y --no-install-recommends $$(grep -v '^#' bench/requirements-debian.txt | xargs)"; \
+	fi
+
+# Repository throughput and memory, side by side with restic.
+bench-repository: venv collection bench-setup
 	$(PY) bench/repository_bench.py --size-gib $${BENCH_SIZE_GIB:-3}
 
-# disk_export / disk_import through the VDDK test double, beside restic (apt-get install -y restic).
+# disk_export / disk_import through the VDDK test double, beside restic and the compress+encrypt floor,
+# on a real file system (mkfs.ext4 -d of BENCH_FS_TREE, cached in .build/bench-images) and the synthetic mix.
 .PHONY: bench-disk-transfer
-bench-disk-transfer: setup
-	$(PY) bench/disk_transfer_bench.py --size-gib $${BENCH_SIZE_GIB:-8} --sparse-gib $${BENCH_SPARSE_GIB:-64}
+bench-disk-transfer: setup bench-setup
+	$(PY) bench/disk_transfer_bench.py --size-gib $${BENCH_SIZE_GIB:-8} --sparse-gib $${BENCH_SPARSE_GIB:-64} \
+	  --images $${BENCH_IMAGES:-fs,synthetic} --fs-tree $${BENCH_FS_TREE:-/usr} --repeat $${BENCH_REPEAT:-3}
 
 clean:
 	rm -rf $(BUILD) build tests/vcsim/bin

@@ -1,7 +1,15 @@
 """Benchmark: disk_export and disk_import through the VDDK test double, beside restic.
 
-    make bench-disk-transfer                    # 8 GiB image, 64 GiB sparse disk, 3 runs
-    .venv/bin/python bench/disk_transfer_bench.py --size-gib 8 --sparse-gib 64 --repeat 3
+    make bench-disk-transfer                    # both images of 8 GiB, 64 GiB sparse disk, 3 runs
+    .venv/bin/python bench/disk_transfer_bench.py --size-gib 8 --sparse-gib 64 --repeat 3 --images fs,synthetic
+
+Two images, each measured with every step below, side by side in the same run:
+
+- ``fs``: a real file system, ``mkfs.ext4 -d <tree>`` of a tree of real files
+  (``--fs-tree``, default /usr: an operating system's programs, libraries and
+  data), sized by ``--size-gib``; built once and cached in
+  .build/bench-images/ (outside git), rebuilt when the tree's size changes;
+- ``synthetic``: the generated mix of incompressible data, log-like text and holes.
 
 What runs is the product path: DiskExportJob / DiskImportJob
 (plugins/module_utils/disk_export_job.py, disk_import_job.py) with the
@@ -13,12 +21,16 @@ tests/integration/estate.py's EstateBuilder: encrypted VM home and encrypted
 disk 2000 (so the transport rules and ``encrypted`` flags are those of the
 product's main case), CBT enabled on the source VMs.
 
-The generated image (bench/repository_bench.py ``make_image``: 30% incompressible,
+The synthetic image (bench/repository_bench.py ``make_image``: 30% incompressible,
 30% log-like text, 40% holes, by 64 MiB region) is written straight into the
-source VM's ``-flat.vmdk``.  Each run, into fresh repositories:
+source VM's ``-flat.vmdk``; the fs image is copied there (sparse).  Each run,
+into fresh repositories:
 
 1. ``cat`` of the flat file to /dev/null (page cache warm): the raw read ceiling,
-   reported as allocated bytes / time;
+   reported as allocated bytes / time; then the floor of a pipeline that must
+   compress and encrypt, ``zstd -1 -T<cpus> | openssl enc -aes-256-ctr`` over
+   a file of the image's allocated bytes; and the write floor of an import,
+   ``cp --sparse=always`` of the image into the emptied target disk;
 2. vmcrypt full export (disk_export: CBT "*" -> allocated chunks only);
 3. restic ``backup --stdin`` of the same file (repository version 2, compression auto);
 4. vmcrypt import (disk_import of the full backup into another encrypted VM's
@@ -28,6 +40,11 @@ source VM's ``-flat.vmdk``.  Each run, into fresh repositories:
 6. 1% of the disk changed in areas spread evenly over it (the old bytes saved
    and put back after the run), a new snapshot, vmcrypt incremental export;
 7. a 64 GiB sparse disk (a little data, the rest holes): export and import, for memory.
+
+Where the time of each stage goes (read, hash, compress, encrypt, chunk file
+write and fsync; chunk read, decrypt, decompress, hash, target write) comes
+from bench/stage_bench.py over the same image, once per image, unless
+``--no-stages``.
 
 Each measured step is a child process (wall time and peak RSS from wait4 via
 repository_bench._measure with ``isolate_rss``: started by a small spawner, so
@@ -57,6 +74,8 @@ sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
 from repository_bench import (  # noqa: E402  (bench helpers: image, measurement, restic)
     COLLECTIONS, MIB, PASSWORD, REGION, _dir_size, _measure, make_image, restic_backup_command, restic_env,
     restic_init)
+from images import copy_sparse, fs_image  # noqa: E402
+from stage_bench import allocated_copy, floor_command, stages  # noqa: E402
 
 GIB = 1 << 30
 # The issue's image: 30% incompressible, 30% compressible text, 40% holes.
@@ -68,6 +87,8 @@ SOURCE, TARGET = "bench-src", "bench-dst"
 SPARSE_SOURCE, SPARSE_TARGET = "bench-sparse-src", "bench-sparse-dst"
 STEPS = (
     ("cat", "cat of the image (ceiling)"),
+    ("floor", "zstd -1 -T<cpus> | openssl enc -aes-256-ctr (floor)"),
+    ("write_floor", "cp --sparse=always into the target (write floor)"),
     ("export_full", "vmcrypt disk_export, full"),
     ("restic_backup", "restic backup --stdin"),
     ("import", "vmcrypt disk_import"),
@@ -253,7 +274,7 @@ def _fresh_repository(path):
     Repository.create(path, Credential.from_password(PASSWORD))
 
 
-def one_run(bench, restic, size, sparse_size, allocated, change_share, change_area):
+def one_run(bench, restic, size, sparse_size, allocated, change_share, change_area, allocated_file):
     work = bench.workdir
     ours, theirs, restored = (os.path.join(work, name) for name in ("vmcrypt-repo", "restic-repo", "restic-restore"))
     sparse_repo = os.path.join(work, "vmcrypt-sparse-repo")
@@ -271,6 +292,14 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     subprocess.run(["cat", source], stdout=subprocess.DEVNULL, check=True)
     wall, rss, _out = _measure(["sh", "-c", 'exec cat "$0" > /dev/null', source], isolate_rss=True)
     record("cat", wall, rss, allocated, "(allocated bytes / time; cat reads %.1f GiB)" % (size / GIB))
+
+    # floors: compressing and encrypting the allocated bytes; writing them into the target
+    subprocess.run(["cat", allocated_file], stdout=subprocess.DEVNULL, check=True)
+    wall, rss, _out = _measure(["sh", "-c", floor_command(os.cpu_count() or 1), allocated_file], isolate_rss=True)
+    record("floor", wall, rss, allocated)
+    empty_disk(target, size)
+    wall, rss, _out = _measure(["cp", "--sparse=always", source, target], isolate_rss=True)
+    record("write_floor", wall, rss, allocated, "(then sync, untimed)")
 
     # 2. full export
     _fresh_repository(ours)
@@ -345,55 +374,8 @@ def load():
         return handle.read().split()[:3]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-gib", type=float, default=8.0, help="image (disk) size in GiB (default 8)")
-    parser.add_argument("--sparse-gib", type=float, default=64.0, help="sparse disk size in GiB (default 64)")
-    parser.add_argument("--change-percent", type=float, default=1.0, help="share changed before the incremental")
-    parser.add_argument("--change-area-kib", type=int, default=1024,
-                        help="size of each changed area in KiB (default 1024)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs; medians are reported (default 3)")
-    parser.add_argument("--workdir", help="where disks and repositories go (default: a new temp dir)")
-    parser.add_argument("--json", default=os.path.join(HERE, "results", "disk_transfer.json"),
-                        help="figures as JSON (default bench/results/disk_transfer.json)")
-    parser.add_argument("--job", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.job:
-        _job_step(json.loads(args.job))
-        return
-    restic = shutil.which("restic")
-    if not restic:
-        raise SystemExit("restic is not installed: run `apt-get update && apt-get install -y restic`")
-    if not os.path.isdir(os.path.join(COLLECTIONS, "ansible_collections", "vmcrypt", "backup")):
-        raise SystemExit("run `make collection` first")
-    restic_version = subprocess.run([restic, "version"], stdout=subprocess.PIPE, universal_newlines=True,
-                                    check=True).stdout.strip()
-    size = int(args.size_gib * GIB) // REGION * REGION
-    sparse_size = int(args.sparse_gib * GIB) // REGION * REGION
-    workdir = args.workdir or tempfile.mkdtemp(prefix="vmcrypt-disk-bench-")
-    os.makedirs(workdir, exist_ok=True)
-    started = time.time()
-    load_before = load()
-    bench = Bench(workdir, size, sparse_size)
-    try:
-        print("generating the %.2f GiB image and the %.0f GiB sparse disk ..." % (size / GIB, sparse_size / GIB),
-              flush=True)
-        counts = make_image(bench.flat_file(SOURCE), size, mix=IMAGE_MIX)
-        make_image(bench.flat_file(SPARSE_SOURCE), sparse_size, mix=SPARSE_MIX)
-        composition = dict((kind, "%d MiB" % (count * REGION // MIB)) for kind, count in counts.items())
-        allocated = allocated_bytes(bench.flat_file(SOURCE))
-        print("composition: %s; allocated %d MiB" % (composition, allocated // MIB), flush=True)
-        runs = []
-        for repetition in range(args.repeat):
-            print("-- run %d of %d (load %s)" % (repetition + 1, args.repeat, " ".join(load())), flush=True)
-            runs.append(one_run(bench, restic, size, sparse_size, allocated, args.change_percent / 100.0,
-                                args.change_area_kib * 1024))
-        load_after = load()
-    finally:
-        bench.close()
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-
+def summarize(runs, size, sparse_size, allocated, repeat):
+    """Medians, the table and the targets of one image's runs."""
     table = []
     median = {}
     for key, label in STEPS:
@@ -404,47 +386,165 @@ def main():
                       "bytes": data_bytes, "median_mib_per_s": round(data_bytes / MIB / median[key], 1),
                       "peak_rss_mib": max(run["steps"][key]["peak_rss_mib"] for run in runs)})
     pipeline = dict((key, statistics.median(run["details"][key]["duration_seconds"] for run in runs))
-                    for key in ("export_full", "export_incremental"))
+                    for key in ("export_full", "export_incremental", "import"))
+    incremental = runs[0]["details"]["export_incremental"]
+    changed = incremental["changed_areas"] * incremental["changed_area_bytes"]
+    read = statistics.median(run["details"]["export_incremental"]["bytes_read"] for run in runs)
+    sizes = dict((tool, statistics.median(run["repository_bytes"][tool] for run in runs))
+                 for tool in ("vmcrypt", "restic"))
     peak = dict((item["step"], item["peak_rss_mib"]) for item in table)
     targets = {
         "export_vs_restic_backup": {"ratio": round(median["restic_backup"] / median["export_full"], 2), "target": 3.0},
-        "export_vs_cat_ceiling": {"ratio": round(median["cat"] / median["export_full"], 3), "target": 0.5},
+        "export_vs_floor": {"ratio": round(median["floor"] / median["export_full"], 2), "target": 0.9,
+                            "note": "floor time / export time; 0.9 = within 10% of the floor"},
+        "import_vs_restic_restore": {"ratio": round(median["restic_restore"] / median["import"], 2), "target": 2.0},
+        "import_vs_write_floor": {"ratio": round(median["write_floor"] / median["import"], 2), "target": None,
+                                  "note": "cp --sparse=always time / import time (1.0 = as fast as writing alone)"},
         "incremental_vs_full": {"ratio": round(median["export_incremental"] / median["export_full"], 4),
                                 "target": 0.05, "below": True,
-                                "pipeline_only_ratio": round(pipeline["export_incremental"] / pipeline["export_full"], 4)},
-        "import_vs_restic_restore": {"ratio": round(median["restic_restore"] / median["import"], 2), "target": 2.0},
-        "peak_rss_8gib_disk_mib": {"ratio": max(peak["export_full"], peak["import"]), "target": 300, "below": True,
-                                   "disk_gib": size / GIB},
+                                "transfer_only_ratio": round(pipeline["export_incremental"] / pipeline["export_full"],
+                                                             4)},
+        "incremental_read_vs_changed": {"ratio": round(read / changed, 3), "target": 1.1, "below": True,
+                                        "bytes_read": read, "bytes_changed": changed},
+        "repository_vs_restic": {"ratio": round(sizes["vmcrypt"] / sizes["restic"], 3), "target": 1.1,
+                                 "below": True, "bytes": sizes},
+        "peak_rss_8gib_disk_mib": {"ratio": max(peak["export_full"], peak["import"], peak["export_incremental"]),
+                                   "target": 300, "below": True, "disk_gib": size / GIB},
         "peak_rss_sparse_disk_mib": {"ratio": max(peak["sparse_export"], peak["sparse_import"]), "target": 300,
                                      "below": True, "disk_gib": sparse_size / GIB},
     }
     for item in targets.values():
-        item["met"] = item["ratio"] < item["target"] if item.get("below") else item["ratio"] >= item["target"]
-    summary = {
-        "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "load_before": load_before,
-        "load_after": load_after, "duration_s": round(time.time() - started), "repeat": args.repeat,
-        "image_bytes": size, "allocated_bytes": allocated, "composition": composition,
-        "sparse_disk_bytes": sparse_size, "change": {"percent": args.change_percent, "area_kib": args.change_area_kib},
-        "restic": restic_version, "restic_restore_mode": "restic restore latest --target DIR (no --sparse in 0.14)",
-        "python": sys.version.split()[0], "steps": table, "pipeline_seconds": pipeline, "targets": targets,
-        "per_run_details": [run["details"] for run in runs], "repository_bytes": runs[-1]["repository_bytes"],
-    }
+        if item["target"] is None:
+            item["met"] = None
+        else:
+            item["met"] = item["ratio"] <= item["target"] if item.get("below") else item["ratio"] >= item["target"]
+    return {"allocated_bytes": allocated, "repeat": repeat, "steps": table, "pipeline_seconds": pipeline,
+            "targets": targets, "per_run_details": [run["details"] for run in runs],
+            "repository_bytes": [run["repository_bytes"] for run in runs]}
+
+
+def print_summary(name, summary):
     print()
-    print("Medians of %d run(s); load %s before, %s after; %d CPUs; %s"
-          % (args.repeat, " ".join(load_before), " ".join(load_after), os.cpu_count(), restic_version))
+    print("## %s image: medians of %d run(s), %d MiB allocated" % (name, summary["repeat"],
+                                                                   summary["allocated_bytes"] // MIB))
     print()
     print("| step | bytes counted | median s | MiB/s | peak RSS MiB | all runs s |")
     print("|---|---:|---:|---:|---:|---|")
-    for item in table:
+    for item in summary["steps"]:
         print("| %s | %.0f MiB | %.2f | %.1f | %.1f | %s |"
               % (item["label"], item["bytes"] / MIB, item["median_seconds"], item["median_mib_per_s"],
                  item["peak_rss_mib"], ", ".join("%.2f" % value for value in item["all_seconds"])))
     print()
-    for name, item in targets.items():
-        print("%-28s %-8s target %s%s  -> %s" % (name, item["ratio"], "<" if item.get("below") else ">=",
-                                                 item["target"], "met" if item["met"] else "NOT met"))
+    for target, item in summary["targets"].items():
+        verdict = "-" if item["met"] is None else "met" if item["met"] else "NOT met"
+        bound = "" if item["target"] is None else "target %s%s" % ("<=" if item.get("below") else ">=",
+                                                                    item["target"])
+        print("%-30s %-8s %-16s -> %s" % (target, item["ratio"], bound, verdict))
     print("incremental / full, transfer only (the jobs' own duration_seconds): %.4f"
-          % targets["incremental_vs_full"]["pipeline_only_ratio"])
+          % summary["targets"]["incremental_vs_full"]["transfer_only_ratio"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-gib", type=float, default=8.0, help="image (disk) size in GiB (default 8)")
+    parser.add_argument("--sparse-gib", type=float, default=64.0, help="sparse disk size in GiB (default 64)")
+    parser.add_argument("--images", default="fs,synthetic",
+                        help="which images, comma separated: fs (a real file system), synthetic (default both)")
+    parser.add_argument("--fs-tree", default="/usr", help="the tree of real files copied into the fs image")
+    parser.add_argument("--fs-type", default="ext4", choices=("ext4", "ext3", "ext2"), help="file system of the fs image")
+    parser.add_argument("--image-cache", default=os.path.join(REPO_ROOT, ".build", "bench-images"),
+                        help="where the fs image is cached between runs (default .build/bench-images)")
+    parser.add_argument("--change-percent", type=float, default=1.0, help="share changed before the incremental")
+    parser.add_argument("--change-area-kib", type=int, default=1024,
+                        help="size of each changed area in KiB (default 1024)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; medians are reported (default 3)")
+    parser.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown (stage_bench.py)")
+    parser.add_argument("--workdir", help="where disks and repositories go (default: a new temp dir)")
+    parser.add_argument("--json", default=os.path.join(HERE, "results", "disk_transfer.json"),
+                        help="figures as JSON (default bench/results/disk_transfer.json)")
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        _job_step(json.loads(args.job))
+        return
+    restic = shutil.which("restic")
+    if not restic:
+        raise SystemExit("restic is not installed: run `make bench-setup`")
+    for tool in ("zstd", "openssl", "mkfs.%s" % args.fs_type):
+        if not shutil.which(tool):
+            raise SystemExit("%s is not installed: run `make bench-setup`" % tool)
+    if not os.path.isdir(os.path.join(COLLECTIONS, "ansible_collections", "vmcrypt", "backup")):
+        raise SystemExit("run `make collection` first")
+    restic_version = subprocess.run([restic, "version"], stdout=subprocess.PIPE, universal_newlines=True,
+                                    check=True).stdout.strip()
+    images = [name.strip() for name in args.images.split(",") if name.strip()]
+    size = int(args.size_gib * GIB) // REGION * REGION
+    sparse_size = int(args.sparse_gib * GIB) // REGION * REGION
+    workdir = args.workdir or tempfile.mkdtemp(prefix="vmcrypt-disk-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    started = time.time()
+    load_before = load()
+    sources = {}
+    if "fs" in images:
+        sources["fs"] = fs_image(args.image_cache, size, args.fs_tree, args.fs_type)
+    bench = Bench(workdir, size, sparse_size)
+    results = {}
+    try:
+        print("generating the %.0f GiB sparse disk ..." % (sparse_size / GIB), flush=True)
+        make_image(bench.flat_file(SPARSE_SOURCE), sparse_size, mix=SPARSE_MIX)
+        for name in images:
+            source = bench.flat_file(SOURCE)
+            if name == "fs":
+                copy_sparse(sources["fs"], source)
+                composition = {"mkfs": "%s -d %s" % (args.fs_type, args.fs_tree)}
+            elif name == "synthetic":
+                counts = make_image(source, size, mix=IMAGE_MIX)
+                composition = dict((kind, "%d MiB" % (count * REGION // MIB)) for kind, count in counts.items())
+            else:
+                raise SystemExit("unknown image %r: fs or synthetic" % name)
+            allocated = allocated_bytes(source)
+            allocated_file = allocated_copy(source, os.path.join(workdir, "allocated-%s.bin" % name))
+            print("# %s image: %s; allocated %d MiB" % (name, composition, allocated // MIB), flush=True)
+            runs = []
+            for repetition in range(args.repeat):
+                print("-- %s image, run %d of %d (load %s)" % (name, repetition + 1, args.repeat, " ".join(load())),
+                      flush=True)
+                runs.append(one_run(bench, restic, size, sparse_size, allocated, args.change_percent / 100.0,
+                                    args.change_area_kib * 1024, allocated_file))
+            results[name] = summarize(runs, size, sparse_size, allocated, args.repeat)
+            results[name]["composition"] = composition
+            os.remove(allocated_file)
+            if not args.no_stages:
+                rows, chunks = stages(source, [1, os.cpu_count() or 1], workdir)
+                results[name]["stages"] = rows
+        load_after = load()
+    finally:
+        bench.close()
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    summary = {
+        "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "load_before": load_before,
+        "load_after": load_after, "duration_s": round(time.time() - started), "repeat": args.repeat,
+        "command": " ".join([os.path.basename(sys.executable), "bench/disk_transfer_bench.py"] + sys.argv[1:]),
+        "image_bytes": size, "sparse_disk_bytes": sparse_size,
+        "change": {"percent": args.change_percent, "area_kib": args.change_area_kib},
+        "restic": restic_version, "restic_restore_mode": "restic restore latest --target DIR (no --sparse in 0.14)",
+        "python": sys.version.split()[0], "images": results,
+    }
+    print()
+    print("Medians of %d run(s); load %s before, %s after; %d CPUs; %s"
+          % (args.repeat, " ".join(load_before), " ".join(load_after), os.cpu_count(), restic_version))
+    for name, result in results.items():
+        print_summary(name, result)
+        if result.get("stages"):
+            print()
+            print("| stage | threads | MiB | wall s | CPU s | MiB/s |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for row in result["stages"]:
+                print("| %s | %d | %.0f | %.2f | %s | %.1f |"
+                      % (row["stage"], row["threads"], row["bytes"] / MIB, row["wall_s"],
+                         "-" if row["cpu_s"] is None else "%.2f" % row["cpu_s"], row["mib_per_s"]))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as handle:
         json.dump(summary, handle, indent=1)

@@ -251,6 +251,9 @@ def _dir_size(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-gib", type=float, default=3.0, help="image size in GiB (default 3)")
+    parser.add_argument("--image", default="synthetic", choices=("synthetic", "fs"),
+                        help="synthetic: the generated mix; fs: mkfs.ext4 -d of --fs-tree (bench/images.py, cached)")
+    parser.add_argument("--fs-tree", default="/usr", help="the tree of real files of the fs image (default /usr)")
     parser.add_argument("--workdir", help="where the image and repositories go (default: a new temp dir)")
     parser.add_argument("--threads", type=int, default=0, help="vmcrypt writer threads (default: the library's)")
     parser.add_argument("--repeat", type=int, default=3,
@@ -276,9 +279,15 @@ def main():
     image = os.path.join(workdir, "disk.img")
     size = int(args.size_gib * (1 << 30)) // REGION * REGION
     try:
-        print("generating %.2f GiB image in %s ..." % (size / (1 << 30), workdir), flush=True)
-        counts = make_image(image, size)
-        composition = dict((kind, "%d MiB" % (count * REGION // MIB)) for kind, count in counts.items())
+        if args.image == "fs":
+            from images import copy_sparse, fs_image
+            copy_sparse(fs_image(os.path.join(REPO_ROOT, ".build", "bench-images"), size, args.fs_tree, "ext4"),
+                        image)
+            composition = {"mkfs": "ext4 -d %s" % args.fs_tree}
+        else:
+            print("generating %.2f GiB image in %s ..." % (size / (1 << 30), workdir), flush=True)
+            counts = make_image(image, size)
+            composition = dict((kind, "%d MiB" % (count * REGION // MIB)) for kind, count in counts.items())
         print("composition: %s" % composition, flush=True)
         me = [sys.executable, os.path.abspath(__file__), "--step"]
         restic_backup = restic_backup_command(restic)
