@@ -75,7 +75,7 @@ from repository_bench import (  # noqa: E402  (bench helpers: image, measurement
     COLLECTIONS, MIB, PASSWORD, REGION, _dir_size, _measure, make_image, restic_backup_command, restic_env,
     restic_init)
 from images import copy_sparse, fs_image  # noqa: E402
-from stage_bench import allocated_copy, floor_command, stages  # noqa: E402
+from stage_bench import allocated_copy, allocated_extents, floor_command, stages  # noqa: E402
 
 GIB = 1 << 30
 # The issue's image: 30% incompressible, 30% compressible text, 40% holes.
@@ -208,19 +208,7 @@ class Bench(object):
 
 def allocated_bytes(path):
     """Bytes in data extents of a sparse file (SEEK_DATA / SEEK_HOLE)."""
-    total, position = 0, 0
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        fd = handle.fileno()
-        while position < size:
-            try:
-                data = os.lseek(fd, position, os.SEEK_DATA)
-            except OSError:
-                break
-            hole = os.lseek(fd, data, os.SEEK_HOLE)
-            total += hole - data
-            position = hole
-    return total
+    return sum(length for _offset, length in allocated_extents(path))
 
 
 def change_areas(path, size, share, area):

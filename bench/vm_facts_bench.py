@@ -15,6 +15,7 @@ Prints a Markdown table and writes bench/results/vm_facts.json.
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -157,6 +158,8 @@ def main():
     parser.add_argument("--guest-info-sample", type=int, default=50,
                         help="VMs to run vmware_guest_info for (scaled to --vms)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the fast methods; the median is kept")
+    parser.add_argument("--ours-only", action="store_true",
+                        help="only rows 1-2 (module_utils and the whole task), e.g. for --vms 10000")
     args = parser.parse_args()
     clusters = 4
     simulator = Vcsim(clusters=clusters, hosts_per_cluster=1, vms_per_pool=args.vms // clusters, start_timeout=300)
@@ -165,29 +168,45 @@ def main():
         seconds, facts = timed(lambda: one_call(simulator), args.repeat)
         count = len(facts)
         rows.append(("vmcrypt.backup module_utils, one PropertyCollector + one PBM call", count, seconds, seconds))
+        in_process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         seconds = timed(lambda: module_run(simulator, workdir), args.repeat)[0]
         rows.append(("vmcrypt.backup.vm_crypto_info in ansible-playbook (whole task)", count, seconds, seconds))
-        seconds, walked = timed(lambda: per_vm_walk(simulator), 1)
-        rows.append(("pyVmomi per VM, config read once per VM", len(walked), seconds, seconds))
-        seconds, walked = timed(lambda: per_vm_walk_naive(simulator), 1)
-        rows.append(("pyVmomi per VM, vm.config.X for each fact", len(walked), seconds, seconds))
-        if have_guest_info():
-            sample = sorted(fact["name"] for fact in facts)[:args.guest_info_sample]
-            seconds = timed(lambda: guest_info_runs(simulator, sample, workdir), 1)[0]
-            rows.append(("community.vmware.vmware_guest_info, one task per VM (sample, scaled)", len(sample),
-                         seconds, seconds / len(sample) * count))
-        else:
-            print("community.vmware is not installed: pip install -r bench/requirements-vsphere-peers.txt",
-                  file=sys.stderr)
+        # the largest process of the task runs (ansible-playbook, the module): every one is waited for by now
+        task_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        if not args.ours_only:
+            run_peers(simulator, args, facts, count, workdir, rows)
+    print_rows(rows, count, in_process_peak, task_peak)
+
+
+def run_peers(simulator, args, facts, count, workdir, rows):
+    """Rows 3-5: per-VM pyVmomi walks and community.vmware's vmware_guest_info."""
+    seconds, walked = timed(lambda: per_vm_walk(simulator), 1)
+    rows.append(("pyVmomi per VM, config read once per VM", len(walked), seconds, seconds))
+    seconds, walked = timed(lambda: per_vm_walk_naive(simulator), 1)
+    rows.append(("pyVmomi per VM, vm.config.X for each fact", len(walked), seconds, seconds))
+    if have_guest_info():
+        sample = sorted(fact["name"] for fact in facts)[:args.guest_info_sample]
+        seconds = timed(lambda: guest_info_runs(simulator, sample, workdir), 1)[0]
+        rows.append(("community.vmware.vmware_guest_info, one task per VM (sample, scaled)", len(sample),
+                     seconds, seconds / len(sample) * count))
+    else:
+        print("community.vmware is not installed: pip install -r bench/requirements-vsphere-peers.txt",
+              file=sys.stderr)
+
+
+def print_rows(rows, count, in_process_peak, task_peak):
     fastest = rows[0][3]
     print("| method | VMs measured | measured s | s for %d VMs | vs one call |" % count)
     print("|---|---|---|---|---|")
     for name, measured, seconds, scaled in rows:
         print("| %s | %d | %.2f | %.2f | %.1fx |" % (name, measured, seconds, scaled, scaled / fastest))
+    print("peak RSS: in process (this benchmark, module_utils call) %.0f MiB; largest process of the task runs "
+          "%.0f MiB" % (in_process_peak / 1048576.0, task_peak / 1048576.0))
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "vm_facts.json"), "w") as handle:
-        json.dump({"vms": count, "rows": [dict(zip(("method", "measured_vms", "seconds", "scaled_seconds"), row))
-                                          for row in rows]}, handle, indent=2)
+        json.dump({"vms": count, "peak_rss_bytes": {"in_process": in_process_peak, "task": task_peak},
+                   "rows": [dict(zip(("method", "measured_vms", "seconds", "scaled_seconds"), row)) for row in rows]},
+                  handle, indent=2)
 
 
 if __name__ == "__main__":
