@@ -38,9 +38,11 @@ options:
         C(disks), each with C(key), C(label), C(encrypted), C(incremental), C(transport), C(capacity_bytes),
         C(bytes_read), C(bytes_stored), C(bytes_skipped), C(bytes_deduplicated), C(new_chunks),
         C(deduplicated_chunks), C(duration_seconds) and C(throughput_mib_s).'
-      - 'A restore entry: C(vm) (the restored VM), C(source_vm), C(backup_id), C(status), C(failure), C(key_mode)
-        (C(original), C(new) or C(none)), C(power_on) (C(predicted), C(reason), C(powered_on)), C(duration_seconds),
-        C(transports), C(bytes_written), C(bytes_zeroed), C(bytes_skipped), C(nvram) (C(action), C(uploaded)),
+      - 'A restore entry: C(vm) (the restored VM), C(source_vm), C(backup_id), C(status) (C(ok), C(planned) in a
+        check-mode run, or C(failed)), C(failure), C(key_mode) (C(original), C(new) or C(none)) and
+        C(key_mode_reason), C(moid), C(removed_half_made_vm), C(kept_failed_vm), C(power_on) (C(predicted),
+        C(reason), C(powered_on)), C(duration_seconds), C(transports), C(bytes_written), C(bytes_zeroed),
+        C(bytes_skipped), C(nvram) (C(action), C(uploaded), C(consequences)),
         C(sentences) (the plan in words), C(warnings) and C(disks), each with C(key), C(capacity_bytes),
         C(bytes_written), C(bytes_zeroed), C(bytes_skipped), C(transport), C(duration_seconds) and
         C(throughput_mib_s).'
@@ -115,7 +117,7 @@ files:
       type: str
       sample: /var/log/vmcrypt/backup-report-20261130T120000Z.json
 summary:
-  description: How many VMs the run had, and how many succeeded and failed.
+  description: How many VMs the run had, and how many succeeded, were only planned and failed.
   returned: always
   type: dict
   contains:
@@ -124,6 +126,9 @@ summary:
       type: int
     ok:
       description: Entries with status C(ok).
+      type: int
+    planned:
+      description: Entries with status C(planned) (the plans of a check-mode restore run).
       type: int
     failed:
       description: The other entries, including null ones.

@@ -65,8 +65,8 @@ def _integer(value):
 
 
 def _status(value):
-    """Only an explicit "ok" is a success; anything else is reported as a failure."""
-    return "ok" if value == "ok" else "failed"
+    """Only an explicit "ok" is a success, and "planned" a check-mode run's plan; anything else is a failure."""
+    return value if value in ("ok", "planned") else "failed"
 
 
 def _record(schema):
@@ -108,11 +108,12 @@ RESTORE_DISK = {
 }
 RESTORE_ENTRY = {
     "vm": _text, "source_vm": _text, "backup_id": _text, "status": _status, "failure": _text, "key_mode": _text,
+    "key_mode_reason": _text, "moid": _text, "removed_half_made_vm": _text, "kept_failed_vm": _flag,
     "power_on": _record({"predicted": _flag, "reason": _text, "powered_on": _flag}),
     "duration_seconds": _number, "transports": _texts,
     "bytes_written": _integer, "bytes_zeroed": _integer, "bytes_skipped": _integer,
     "disks": _records(RESTORE_DISK),
-    "nvram": _record({"action": _text, "uploaded": _flag}),
+    "nvram": _record({"action": _text, "uploaded": _flag, "consequences": _texts}),
     "sentences": _texts, "warnings": _texts,
 }
 ENTRIES = {"backup": BACKUP_ENTRY, "restore": RESTORE_ENTRY}
@@ -174,6 +175,7 @@ def normalize_run(run):
 
 
 def summary_of(run):
-    """Counts of a normalised run: VMs, ok, failed."""
+    """Counts of a normalised run: VMs, ok, planned (a check-mode run), failed."""
     ok = sum(1 for entry in run["vms"] if entry["status"] == "ok")
-    return {"vms": len(run["vms"]), "ok": ok, "failed": len(run["vms"]) - ok}
+    planned = sum(1 for entry in run["vms"] if entry["status"] == "planned")
+    return {"vms": len(run["vms"]), "ok": ok, "planned": planned, "failed": len(run["vms"]) - ok - planned}

@@ -117,7 +117,10 @@ def title(run):
 
 
 def headline(run, summary):
-    """ "2 of 3 VMs backed up, 1 failed" """
+    """ "2 of 3 VMs backed up, 1 failed"; a check-mode run's "2 of 3 VMs planned (check mode, nothing changed)" """
+    if summary.get("planned"):
+        return "%d of %d VMs planned (check mode, nothing changed), %d failed" % (
+            summary["planned"], summary["vms"], summary["failed"])
     return "%d of %d VMs %s, %d failed" % (summary["ok"], summary["vms"], DONE[run["kind"]], summary["failed"])
 
 
@@ -158,17 +161,26 @@ def _restore_facts(entry):
     prediction = NOT_AVAILABLE if predicted is None else ("will power on" if predicted else "will not power on")
     if power_on.get("reason"):
         prediction += ": %s" % power_on["reason"]
-    return [("restored from", "backup %s of VM %s" % (format_text(entry["backup_id"]),
-                                                      format_text(entry["source_vm"]))),
-            ("key mode", format_text(entry["key_mode"])), ("power-on prediction", prediction),
-            ("powered on", format_flag(power_on.get("powered_on"))),
-            ("NVRAM", "%s, uploaded: %s" % (format_text(nvram.get("action")), format_flag(nvram.get("uploaded"))))]
+    key_mode = format_text(entry["key_mode"])
+    if entry.get("key_mode_reason"):
+        key_mode += ": %s" % entry["key_mode_reason"]
+    facts = [("restored from", "backup %s of VM %s" % (format_text(entry["backup_id"]),
+                                                       format_text(entry["source_vm"]))),
+             ("key mode", key_mode), ("power-on prediction", prediction),
+             ("powered on", format_flag(power_on.get("powered_on"))),
+             ("NVRAM", "%s, uploaded: %s" % (format_text(nvram.get("action")), format_flag(nvram.get("uploaded"))))]
+    facts += [("NVRAM consequence", text) for text in nvram.get("consequences") or []]
+    if entry.get("removed_half_made_vm"):
+        facts.append(("half-made VM", "%s removed" % entry["removed_half_made_vm"]))
+    if entry.get("kept_failed_vm"):
+        facts.append(("half-made VM", "kept for inspection (restore_keep_failed)"))
+    return facts
 
 
 def vm_facts(kind, entry):
     """(label, text) pairs about one VM; its failure first."""
     facts = _backup_facts(entry) if kind == "backup" else _restore_facts(entry)
-    if entry["status"] == "ok":
+    if entry["status"] != "failed":
         return facts
     # A failed VM: what went wrong, then only what it got as far as.
     return [("failure", format_text(entry["failure"]))] + [pair for pair in facts if NOT_AVAILABLE not in pair[1]]

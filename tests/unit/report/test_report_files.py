@@ -20,7 +20,7 @@ def test_three_files_0600_in_a_new_0700_folder(tmp_path):
     result = run_report(backup_run(), dest=str(dest))
     names = dict((extension, "backup-report-20261130T120000Z.%s" % extension) for extension in ("md", "html", "json"))
     assert result["files"] == dict((extension, str(dest / name)) for extension, name in names.items())
-    assert result["changed"] is True and result["summary"] == {"vms": 3, "ok": 1, "failed": 2}
+    assert result["changed"] is True and result["summary"] == {"vms": 3, "ok": 1, "planned": 0, "failed": 2}
     assert mode(dest) == 0o700 and sorted(os.listdir(str(dest))) == sorted(names.values())
     assert all(mode(path) == 0o600 for path in result["files"].values())
     assert (dest / names["md"]).read_text() == result["markdown"]

@@ -34,7 +34,7 @@ def test_an_entry_that_failed_early_or_never_reported_is_a_failure_with_unknown_
     assert failed["key_mode"] is None and failed["bytes_skipped"] is None and failed["disks"] == []
     assert missing["status"] == "failed" and missing["failure"] == "no report from this VM"
     assert missing["vm"] is None and missing["transports"] == [] and missing["warnings"] == []
-    assert summary_of(run) == {"vms": 3, "ok": 1, "failed": 2}
+    assert summary_of(run) == {"vms": 3, "ok": 1, "planned": 0, "failed": 2}
 
 
 @pytest.mark.parametrize("key_id, key_mode", [({"key_id": "k", "provider_id": "p"}, "encrypted"), (None, "plain")])
