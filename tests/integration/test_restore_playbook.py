@@ -306,12 +306,13 @@ def test_bad_input_gives_one_clear_error_and_leaves_nothing_half_made(tmp_path, 
     made.append(target)
     common = {"repository": repository, "backup_id": backup_id, "restore_name": target}
 
-    unknown, _ = run(RESTORE, tmp_path / "unknown", vcsim, any_vm, dict(common, backup_id="20990101T000000Z-00000000"))
+    unknown, _report = run(RESTORE, tmp_path / "unknown", vcsim, any_vm,
+                           dict(common, backup_id="20990101T000000Z-00000000"))
     [error] = errors(unknown)
     assert unknown.returncode != 0 and "20990101T000000Z-00000000" in error, unknown.stdout
 
-    wrong, _ = run(RESTORE, tmp_path / "password", vcsim, any_vm,
-                   dict(common, _env={"VMCRYPT_REPOSITORY_PASSWORD": "not the password"}))
+    wrong, _report = run(RESTORE, tmp_path / "password", vcsim, any_vm,
+                         dict(common, _env={"VMCRYPT_REPOSITORY_PASSWORD": "not the password"}))
     [error] = errors(wrong)
     assert wrong.returncode != 0 and "password" in error.lower(), wrong.stdout
     assert "not the password" not in wrong.stdout
