@@ -9,9 +9,10 @@
 The VM's boot disk gets a real ext4 file system (made with mkfs.ext4 from the collection's own files) and its
 NVRAM known bytes. Then, as an administrator would: playbooks/crypto_report.yml, playbooks/repository.yml (the
 repository and a recovery key slot), playbooks/backup.yml, the VM deleted, playbooks/restore.yml; then the
-restored VM is compared with the original (keyId, encryption.bundle, storage policies, NVRAM, every disk byte). Last, one of the guide's failure situations: the key server gone, and
-what the restore plan says then. Everything it made is in one temporary folder, removed at the end, and the
-simulator stops with it, so it runs again from scratch; the run reports stay in .build/demo-reports.
+restored VM is compared with the original (keyId, encryption.bundle, storage policies, NVRAM, every disk byte).
+Last, one of the guide's failure situations: the key server gone, and what the restore plan says then.
+Everything it made is in one temporary folder, removed at the end, and the simulator stops with it, so it runs
+again from scratch; the run reports stay in .build/demo-reports.
 """
 import glob
 import hashlib

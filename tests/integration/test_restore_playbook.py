@@ -298,7 +298,7 @@ def corrupt_a_chunk(repository):
 
 
 def test_bad_input_gives_one_clear_error_and_leaves_nothing_half_made(tmp_path, vcsim, vcsim_si, estate, any_vm,
-                                                                     repository, made):
+                                                                      repository, made):
     facts = build_vm(vcsim, vcsim_si, made, "badinput-vm01")
     backup_id = capture_backup(vcsim, open_repository(repository), {"vms": {"badinput-vm01": facts}},
                                "badinput-vm01")
