@@ -64,7 +64,8 @@ options:
     type: bool
     default: true
 notes:
-  - In check mode nothing is created, connected or written; the result says what would be exported.
+  - In check mode no snapshot is taken, VDDK is not loaded and nothing is written; the VM, the disks and the
+    transports and privileges are checked as in a run, and the result says what would be exported.
   - Secrets (vCenter session, repository password) never appear in results or logs.
 attributes:
   check_mode:

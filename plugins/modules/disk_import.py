@@ -52,7 +52,8 @@ options:
     type: bool
     default: false
 notes:
-  - In check mode nothing is connected or written; the result says which disk goes where.
+  - In check mode VDDK is not loaded and nothing is written; the backup, the VM (power state, disks and their sizes)
+    and the transports and privileges are checked as in a run, and the result says which disk goes where.
 attributes:
   check_mode:
     description: Checks the backup, the VM's power state and disk sizes, and reports the plan.

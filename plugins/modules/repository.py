@@ -124,7 +124,7 @@ repository:
     format_version:
       description: Repository format version.
       type: int
-      sample: 1
+      sample: 2
     chunk_size:
       description: Chunk size in bytes.
       type: int

@@ -125,9 +125,12 @@ options:
 notes:
   - Supports check mode - it plans, resolves the placement, checks the name and returns the ConfigSpec it would send
     (the C(encryption.bundle) masked), creating nothing.
-  - Needs C(VirtualMachine.Inventory.Create), C(VirtualMachine.Config.AddNewDisk), C(Resource.AssignVMToPool),
-    C(Datastore.AllocateSpace), C(Datastore.FileManagement) (NVRAM upload) and, for an encrypted VM,
-    C(Cryptographer.EncryptNew) and C(Cryptographer.RegisterHost); O(overwrite) needs C(VirtualMachine.Inventory.Delete).
+  - Needs what M(vmcrypt.backup.privilege_check) checks for phase C(restore_vm) - C(VirtualMachine.Inventory.Create),
+    C(VirtualMachine.Config.AddNewDisk), C(Resource.AssignVMToPool), C(Datastore.AllocateSpace), C(Datastore.Browse)
+    and C(Datastore.FileManagement) (NVRAM upload), C(VirtualMachine.Provisioning.PutVmFiles), C(StorageProfile.View)
+    and, for an encrypted VM, C(Cryptographer.EncryptNew) and C(Cryptographer.RegisterHost). O(overwrite) also needs
+    C(VirtualMachine.Config.Rename), C(VirtualMachine.Interact.PowerOff) and C(VirtualMachine.Inventory.Delete),
+    O(state=absent) C(VirtualMachine.Inventory.Delete), and O(power_on) C(VirtualMachine.Interact.PowerOn).
   - Devices other than storage controllers, disks, network adapters and the vTPM (CD-ROM, floppy, USB, serial) are not
     recreated; each is named in a warning.
 seealso:
