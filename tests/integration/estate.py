@@ -134,6 +134,7 @@ GUIDE_ROLES = {
     ],
     "vmcrypt-guide-restore-new-vm": [
         "VirtualMachine.Inventory.Create",
+        "VirtualMachine.Inventory.Delete",  # the restore role removes the VM it made when a later step fails
         "VirtualMachine.Config.AddNewDisk",
         "Cryptographer.EncryptNew",
         "Cryptographer.RegisterHost",

@@ -20,6 +20,7 @@ by each list:
 - [SEC-CRYPTO] vSphere Security, "Cryptographic Operations Privileges" ("Required On" column) and
   "Prerequisites and Required Privileges for Encryption Tasks" (host encryption mode).
 - [SEC-TASKS] vSphere Security, "Required Privileges for Common Tasks", "Create a virtual machine".
+- [SEC-INV]   vSphere Security, "Virtual Machine Inventory Privileges" (Remove: on the VM or its folder).
 - [SEC-SPBM]  vSphere Security, "Profile-driven Storage Privileges".
 - [SDK-HTTP]  vSphere Web Services SDK Programming Guide, "Privilege Requirements for HTTP Access"
   (the NVRAM moves through the /folder URL: dcPath and dsName need Browse and FileManagement).
@@ -94,10 +95,13 @@ RESTORE_ROOT = frozenset((
 
 # -- create the VM a restore writes into: vm_restore ----------------------
 # [SEC-TASKS] "Create a virtual machine", on the destination folder: create new and
-# add new disk.
+# add new disk. [SEC-INV] Remove (on the VM, inherited from its folder): the restore role
+# removes the VM it made when a later step fails - without it a failed restore leaves a
+# half-made VM behind.
 RESTORE_VM_FOLDER = frozenset((
     "VirtualMachine.Config.AddNewDisk",
     "VirtualMachine.Inventory.Create",
+    "VirtualMachine.Inventory.Delete",
 ))
 # [SEC-CRYPTO] Encrypt new: "Virtual machine folder".
 RESTORE_VM_ENCRYPTED_FOLDER = frozenset((
