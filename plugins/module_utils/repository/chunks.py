@@ -50,8 +50,9 @@ def id_from_name(name):
 class ZeroCheck(object):
     """Tells all-zero blocks apart with one memcmp against a cached zero buffer.
 
-    ``bytes == bytes`` is a memcmp that stops at the first differing byte;
-    comparing memoryviews would go element by element, 100 times slower.
+    ``bytes == bytes`` (or a bytearray against bytes) is a memcmp that stops
+    at the first differing byte; comparing memoryviews would go element by
+    element, 100 times slower.
     """
 
     def __init__(self):
@@ -62,7 +63,7 @@ class ZeroCheck(object):
         zeros = self._zeros.get(size)
         if zeros is None:
             zeros = self._zeros[size] = bytes(size)
-        if not isinstance(data, bytes):
+        if not isinstance(data, (bytes, bytearray)):
             data = bytes(data)
         return data == zeros
 

@@ -109,8 +109,8 @@ def open_sealed(keys, magic, context, blob, what, max_size=None):
     salt = bytes(blob[HEADER.size:HEADER.size + SALT_SIZE])
     nonce = bytes(blob[HEADER.size + SALT_SIZE:HEADER.size + SALT_SIZE + NONCE_SIZE])
     try:
-        payload = keys.file_aead(salt).decrypt(nonce, bytes(blob[HEADER.size + SALT_SIZE + NONCE_SIZE:]),
-                                               header + context)
+        payload = keys.file_aead(salt).decrypt(nonce, memoryview(blob)[HEADER.size + SALT_SIZE + NONCE_SIZE:],
+                                               header + context)  # a view: no copy of the ciphertext
     except InvalidTag:
         raise IntegrityError("%s failed authentication (tampered, truncated or from another repository)" % what)
     if flags & FLAG_ZSTD:

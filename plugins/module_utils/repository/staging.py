@@ -320,8 +320,8 @@ class DiskWriter(object):
             raise InvalidArgumentError("disk %s: write at %d of %d bytes passes the capacity %d" % (self.key, offset, size, self.capacity))
         if size % self.chunk_size and offset + size != self.capacity:
             raise InvalidArgumentError("disk %s: block at %d is not a whole number of chunks" % (self.key, offset))
-        if size <= self.chunk_size and isinstance(data, bytes):
-            self._write_block(offset // self.chunk_size, data)  # the common case: no copy
+        if size <= self.chunk_size and isinstance(data, (bytes, bytearray)):
+            self._write_block(offset // self.chunk_size, data)  # the common case: no copy (the caller lets go of it)
             return
         view = memoryview(data)
         for start in range(0, size, self.chunk_size):

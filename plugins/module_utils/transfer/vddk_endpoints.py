@@ -97,9 +97,10 @@ class OpenVddkDisk:
         return [(start * SECTOR, count * SECTOR) for start, count in blocks]
 
     def read(self, offset, length):
+        """A new bytearray of ``length`` bytes: VDDK reads into it, and it is handed on as it is, not copied."""
         buffer = bytearray(length)
         self.disk.read(offset // SECTOR, buffer)
-        return bytes(buffer)
+        return buffer
 
     def write(self, offset, data):
         self.disk.write(offset // SECTOR, data)
