@@ -297,6 +297,7 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     record("export_full", wall, rss, allocated,
            "(read %d MiB, pipeline %.2f s)" % (disk["bytes_read"] // MIB, disk["duration_seconds"]))
     full_id = result["backup_id"]
+    full_repository_bytes = _dir_size(ours)  # the same content as restic's: one full backup of the image
 
     # 3. restic backup of the same bytes
     for path in (theirs, restored):
@@ -349,7 +350,8 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     details["sparse_import"] = result["disks"][0]
     record("sparse_import", wall, rss, sparse_allocated, "(%.0f GiB disk)" % (sparse_size / GIB))
 
-    repository_bytes = {"vmcrypt": _dir_size(ours), "restic": _dir_size(theirs)}
+    repository_bytes = {"vmcrypt": full_repository_bytes, "restic": _dir_size(theirs),
+                        "vmcrypt_after_incremental": _dir_size(ours)}
     for path in (ours, theirs, sparse_repo):
         shutil.rmtree(path, ignore_errors=True)
     empty_disk(target, size)
