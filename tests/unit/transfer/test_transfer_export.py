@@ -85,6 +85,19 @@ def test_sparse_export_reads_only_allocated_chunks_and_round_trips(repo):
     assert read_back(repo, manifest.backup_id, capacity) == bytes(image)
 
 
+def test_read_buffers_handed_on_as_bytearrays_are_stored_and_zero_ones_are_holes(repo):
+    class BufferDisk(MemoryDisk):  # as VDDK's endpoint: a new bytearray per read, not copied into bytes
+        def open(self):
+            handle = MemoryDisk.open(self)
+            handle.read = lambda offset, length: bytearray(self.image[offset:offset + length])
+            return handle
+    capacity = 8 * CHUNK
+    image = image_with(capacity, [(CHUNK, os.urandom(CHUNK)), (3 * CHUNK, b"text " * 1000)])
+    manifest, report = export(repo, BufferDisk(image), full_plan(capacity, CHUNK))
+    assert report["new_chunks"] == 2 and report["zero_chunks"] == 6
+    assert read_back(repo, manifest.backup_id, capacity) == bytes(image)
+
+
 def test_incremental_reads_changed_chunks_and_keeps_the_rest_from_the_base(repo):
     capacity = 16 * CHUNK
     image = image_with(capacity, [(0, os.urandom(16 * CHUNK))])
