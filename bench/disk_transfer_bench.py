@@ -427,8 +427,8 @@ def print_summary(name, summary):
     print()
     for target, item in summary["targets"].items():
         verdict = "-" if item["met"] is None else "met" if item["met"] else "NOT met"
-        bound = "" if item["target"] is None else "target %s%s" % ("<=" if item.get("below") else ">=",
-                                                                    item["target"])
+        relation = "<=" if item.get("below") else ">="
+        bound = "" if item["target"] is None else "target %s%s" % (relation, item["target"])
         print("%-30s %-8s %-16s -> %s" % (target, item["ratio"], bound, verdict))
     print("incremental / full, transfer only (the jobs' own duration_seconds): %.4f"
           % summary["targets"]["incremental_vs_full"]["transfer_only_ratio"])

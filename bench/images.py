@@ -23,17 +23,18 @@ def fs_image(cache_dir, size, tree, fs_type):
     if os.path.exists(path) and os.path.exists(path + ".stamp") and open(path + ".stamp").read() == stamp:
         return path
     os.makedirs(cache_dir, exist_ok=True)
-    print("building %s: mkfs.%s -d %s (%d MiB of files) into %.1f GiB ..." % (path, fs_type, tree, tree_bytes // MIB,
-                                                                             size / GIB), flush=True)
+    print("building %s: mkfs.%s -d %s (%d MiB of files) into %.1f GiB ..."
+          % (path, fs_type, tree, tree_bytes // MIB, size / GIB), flush=True)
     partial = path + ".partial"
     with open(partial, "wb") as handle:
         handle.truncate(size)
     command = ["mkfs.%s" % fs_type, "-q", "-F", "-d", tree, partial]
-    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          check=False)
     if done.returncode:
         os.remove(partial)
-        raise SystemExit("%s failed (is --size-gib large enough for %s?): %s" % (" ".join(command), tree,
-                                                                               done.stdout[-2000:]))
+        raise SystemExit("%s failed (is --size-gib large enough for %s?): %s"
+                         % (" ".join(command), tree, done.stdout[-2000:]))
     os.rename(partial, path)
     with open(path + ".stamp", "w") as handle:
         handle.write(stamp)

@@ -200,8 +200,8 @@ def stages(image, threads, workdir):
     work = {
         "hash": lambda data: hmac.new(key, data, hashlib.sha256).digest(),
         "compress + encrypt (seal)": lambda data: envelope.seal(keys, envelope.MAGIC_CHUNK, b"c" * 32, data),
-        "decrypt + decompress (open)": lambda blob: envelope.open_sealed(keys, envelope.MAGIC_CHUNK, b"c" * 32, blob,
-                                                                          "chunk", max_size=CHUNK),
+        "decrypt + decompress (open)": lambda blob: envelope.open_sealed(
+            keys, envelope.MAGIC_CHUNK, b"c" * 32, blob, "chunk", max_size=CHUNK),
     }
     sample_bytes = sum(len(data) for data in sample)
     for count in threads:
@@ -238,9 +238,9 @@ def main():
     print("| stage | threads | MiB | wall s | CPU s | MiB/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:
-        print("| %s | %d | %.0f | %.2f | %s | %.1f |" % (row["stage"], row["threads"], row["bytes"] / MIB, row["wall_s"],
-                                                   "-" if row["cpu_s"] is None else "%.2f" % row["cpu_s"],
-                                                   row["mib_per_s"]))
+        cpu = "-" if row["cpu_s"] is None else "%.2f" % row["cpu_s"]
+        print("| %s | %d | %.0f | %.2f | %s | %.1f |"
+              % (row["stage"], row["threads"], row["bytes"] / MIB, row["wall_s"], cpu, row["mib_per_s"]))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"image": args.image, "allocated_bytes": allocated, "chunks": chunks, "floor_seconds": floor_s,
