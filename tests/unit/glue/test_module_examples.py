@@ -68,8 +68,8 @@ def test_every_example_uses_the_module_s_own_options(name, monkeypatch):
     tasks = example_tasks(module, name)
     assert tasks, "%s has no example of itself" % name
     for params in tasks:
-        unknown = sorted(set(params) - set(spec) - set(alias for option in spec.values()
-                                                          for alias in option.get("aliases", [])))
+        aliases = set(alias for option in spec.values() for alias in option.get("aliases", []))
+        unknown = sorted(set(params) - set(spec) - aliases)
         assert not unknown, "%s example uses options it does not have: %s" % (name, unknown)
         environment = dict((key, value) for key, value in FROM_ENVIRONMENT.items() if key in spec)
         known = dict(environment, **without_templates(params, spec))
