@@ -404,13 +404,18 @@ def _created_facts(client, vm, datastore, name):
             "nvram_path": nvram}
 
 
+def _remove_and_give_back(client, vm, old, name):
+    """Remove the half-made VM ``vm`` (when there is one) and give the VM it replaced, ``old``, its name back."""
+    if vm is not None:
+        _destroy(client, vm, "the half-made VM '%s' (%s)" % (name, vm._moId))
+    if old is not None:
+        wait_for_task(client, old.Rename_Task(newName=name), "renaming VM %s back to '%s'" % (old._moId, name))
+
+
 def _undo(client, vm, old, name, error):
-    """Remove the half-made VM and give the replaced one its name back; raise when that fails too."""
+    """Undo a restore_vm that failed after creating the VM; raise when that fails too."""
     try:
-        if vm is not None:
-            _destroy(client, vm, "the half-made VM '%s' (%s)" % (name, vm._moId))
-        if old is not None:
-            wait_for_task(client, old.Rename_Task(newName=name), "renaming VM %s back to '%s'" % (old._moId, name))
+        _remove_and_give_back(client, vm, old, name)
     except Exception as cleanup:  # pylint: disable=broad-except
         raise VmcryptError("%s; cleaning up failed as well: %s"
                            % (getattr(error, "msg", None) or error, getattr(cleanup, "msg", None) or cleanup))
@@ -524,12 +529,8 @@ def undo_restore(client, backup_id, name, datacenter=None, plan_only=False):
     old = _only_named(client, dc, dc_name, replaced_name(name, backup_id))
     result = {"changed": vm is not None or old is not None, "removed_vm": vm._moId if vm is not None else None,
               "renamed_back_vm": old._moId if old is not None else None, "powered_on": False}
-    if plan_only:
-        return result
-    if vm is not None:
-        _destroy(client, vm, "the VM '%s' (%s) of the failed restore" % (name, vm._moId))
-    if old is not None:
-        wait_for_task(client, old.Rename_Task(newName=name), "renaming VM %s back to '%s'" % (old._moId, name))
+    if not plan_only:
+        _remove_and_give_back(client, vm, old, name)
     return result
 
 
