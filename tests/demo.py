@@ -30,11 +30,12 @@ REPO_ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "integration"))
 sys.path.insert(0, os.path.join(REPO_ROOT, ".build", "collections"))  # make collection links it there
 
-from pyVmomi import vim, vmodl  # noqa: E402
+from pyVmomi import vim  # noqa: E402
 
-from estate import build_estate, estate_logins, key_server_lost, wait_for_task  # noqa: E402
+from estate import build_estate, estate_logins, key_server_lost, remove_vm, vms_named  # noqa: E402
 from estate_nvram import local_path, write_nvram  # noqa: E402
 from playbook import ansible_environment, ansible_playbook_command  # noqa: E402
+from test_disk_transfer import flat_file  # noqa: E402
 from vcsim import Vcsim  # noqa: E402
 from vddk_double_config import DOUBLE_LIBDIR, Double  # noqa: E402
 from vsphere_env import vmware_env  # noqa: E402
@@ -77,19 +78,14 @@ class Demo(object):
 
     # -- the VM and what it holds --------------------------------------------------------------------------------
     def vm(self, name=VM):
-        content = self.si.RetrieveContent()
-        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
-        try:
-            found = [vm for vm in view.view if vm.name == name]
-        finally:
-            view.Destroy()
+        found = vms_named(self.si, name)
         return found[0] if found else None
 
     def fill(self):
         """A real ext4 file system on the boot disk, a log on the data disk, known NVRAM bytes."""
         facts = self.estate["vms"][VM]
         boot, data = facts["disks"][0], facts["disks"][1]
-        image = local_flat(self.simulator, boot["file"])
+        image = flat_file(self.simulator, boot["file"])
         tree = os.path.join(self.workdir, "tree")
         shutil.copytree(os.path.join(REPO_ROOT, "plugins"), os.path.join(tree, "opt", "vmcrypt", "plugins"),
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -97,7 +93,7 @@ class Demo(object):
         os.truncate(image, 0)
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "demo-root", "-d", tree, image, "%dk" % boot["capacity_kb"]],
                        check=True)
-        with open(local_flat(self.simulator, data["file"]), "r+b") as handle:
+        with open(flat_file(self.simulator, data["file"]), "r+b") as handle:
             handle.seek(1 << 20)
             handle.write(b"".join(b"2026-11-30T02:00:%02dZ app01 order %06d accepted\n" % (i % 60, i)
                                   for i in range(60000)))
@@ -110,7 +106,7 @@ class Demo(object):
         disks = {}
         for device in config.hardware.device:
             if isinstance(device, vim.vm.device.VirtualDisk):
-                disks[device.key] = digest_of(local_flat(self.simulator, device.backing.fileName),
+                disks[device.key] = digest_of(flat_file(self.simulator, device.backing.fileName),
                                               device.capacityInKB * 1024)
         nvram = [f.name for f in vm.layoutEx.file if f.type == "nvram"]
         with open(local_path(self.simulator, nvram[0]), "rb") as handle:
@@ -132,15 +128,6 @@ class Demo(object):
             found, _warnings = capture_storage_policies(client, vim.VirtualMachine(vm._moId, client.stub), disks)
         return {"VM home": (found["vm_home"] or {}).get("name"),
                 "disks": dict((key, (policy or {}).get("name")) for key, policy in found["disks"].items())}
-
-    def power_off_and_delete(self, vm):
-        state = self.si.RetrieveContent().propertyCollector.RetrieveContents([vmodl.query.PropertyCollector.FilterSpec(
-            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=vm)],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine,
-                                                                pathSet=["runtime.powerState"])])])
-        if state[0].propSet[0].val != "poweredOff":
-            wait_for_task(vm.PowerOffVM_Task())
-        wait_for_task(vm.Destroy_Task())
 
     # -- the story ---------------------------------------------------------------------------------------------
     def run(self):
@@ -166,7 +153,7 @@ class Demo(object):
             return status
 
         say("Delete %s from vCenter" % VM)
-        self.power_off_and_delete(self.vm())
+        remove_vm(self.si, self.vm())
         print("%s deleted: %s" % (VM, self.vm() is None))
 
         say("Restore %s: the plan first (--check), then the restore" % VM)
@@ -210,11 +197,6 @@ class Demo(object):
             print("  %s (%d bytes)" % (os.path.basename(path), os.path.getsize(path)))
 
 
-def local_flat(simulator, datastore_path):
-    datastore, relative = datastore_path[1:].split("] ", 1)
-    return os.path.join(simulator.datastores[datastore], relative[:-len(".vmdk")] + "-flat.vmdk")
-
-
 def digest_of(path, capacity):
     """SHA-256 of a disk's bytes, padded with zeros to its capacity (the simulator's flat files are sparse)."""
     digest = hashlib.sha256()
@@ -232,9 +214,11 @@ def compare(before, after):
     for name in before:
         equal = before[name] == after[name]
         same = same and equal
-        shown = before[name] if name != "encryption.bundle" else "sha256 %s..." % (before[name] or "")[:16]
-        print("  %-30s %s  %s" % (name, "same" if equal else "DIFFERENT", shown if equal else
-                                  "%s -> %s" % (before[name], after[name])))
+        if name == "encryption.bundle":
+            shown = "(compared by SHA-256, never shown)"
+        else:
+            shown = before[name] if equal else "%s -> %s" % (before[name], after[name])
+        print("  %-30s %s  %s" % (name, "same" if equal else "DIFFERENT", shown))
     return same
 
 

@@ -11,7 +11,7 @@ import contextlib
 import os
 import time
 
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 KEY_PROVIDER_ID = "vmcrypt-kms"
 KMIP_SERVER = {"name": "kms-01", "address": "127.0.0.1", "port": 5696}
@@ -228,6 +228,33 @@ def wait_for_task(task, timeout=60.0):
         if time.monotonic() > deadline:
             raise RuntimeError("task %s still %s after %.0fs" % (task._moId, info.state, timeout))
         time.sleep(0.05)
+
+
+def vms_named(si, name):
+    """Every VM of the inventory named ``name``."""
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return [vm for vm in view.view if vm.name == name]
+    finally:
+        view.Destroy()
+
+
+def power_state(si, vm):
+    """runtime.powerState through the PropertyCollector (this pyVmomi's VirtualMachine stub lacks ``runtime``)."""
+    collector = si.RetrieveContent().propertyCollector
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=vm)],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=["runtime.powerState"])])
+    [found] = collector.RetrieveContents([spec])
+    return found.propSet[0].val
+
+
+def remove_vm(si, vm):
+    """Power a VM off when it runs, then destroy it (its files go with it)."""
+    if power_state(si, vm) != "poweredOff":
+        wait_for_task(vm.PowerOffVM_Task())
+    wait_for_task(vm.Destroy_Task())
 
 
 def _key_dict(crypto_key_id):

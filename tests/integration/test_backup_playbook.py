@@ -43,7 +43,6 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.report.units import
 
 VMS = ("crypt-vm01", "plain-vm01", "uefi-vm01")
 MIB = 1024 * 1024
-PLAYBOOK = os.path.join(REPO_ROOT, "playbooks", "backup.yml")
 
 
 def nvram_of(name):
@@ -71,26 +70,34 @@ def vm_data(vcsim, estate):
             os.truncate(path, 0)
 
 
-def run_backup(tmp_path, vcsim, double, repository, extra_vars, env=None):  # noqa: F811
+def run_vmcrypt_playbook(kind, tmp_path, vcsim, double, variables, env=None, check=False):  # noqa: F811
+    """ansible-playbook of playbooks/<kind>.yml (backup or restore) against the simulator and the VDDK double,
+    its report written under ``tmp_path``; returns (completed process, the run's JSON report or None)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     report_dir = tmp_path / "reports"
     report_dir.mkdir(exist_ok=True)
-    variables = dict({"repository": repository, "backup_report_dir": str(report_dir), "backup_progress_interval": 1},
-                     **extra_vars)
+    variables = dict({"%s_report_dir" % kind: str(report_dir), "%s_progress_interval" % kind: 1}, **variables)
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(json.dumps(variables))
     run_env = ansible_environment(vmware_env(vcsim))
     run_env.update(VMCRYPT_REPOSITORY_PASSWORD=PASSWORD, VMCRYPT_VDDK_LIBDIR=DOUBLE_LIBDIR,
                    VMCRYPT_VDDK_DOUBLE_CONFIG=double.config_path)
     run_env.update(env or {})
-    completed = subprocess.run(ansible_playbook_command(PLAYBOOK, "-e", "@" + str(vars_file)), cwd=str(tmp_path),
-                               env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               universal_newlines=True, timeout=900, check=False)
-    reports = sorted(glob.glob(str(report_dir / "backup-report-*.json")))
+    command = ansible_playbook_command(os.path.join(REPO_ROOT, "playbooks", kind + ".yml"), "-e", "@" + str(vars_file))
+    completed = subprocess.run(command + (["--check"] if check else []), cwd=str(tmp_path), env=run_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                               timeout=900, check=False)
+    reports = sorted(glob.glob(str(report_dir / ("%s-report-*.json" % kind))))
     report = None
     if reports:
         with open(reports[-1]) as handle:
             report = json.load(handle)
     return completed, report
+
+
+def run_backup(tmp_path, vcsim, double, repository, extra_vars, env=None):  # noqa: F811
+    return run_vmcrypt_playbook("backup", tmp_path, vcsim, double, dict({"repository": repository}, **extra_vars),
+                                env=env)
 
 
 def entries(report):

@@ -8,16 +8,22 @@ made: the simulator is the whole session's.
 """
 import glob
 import hashlib
-import json
 import os
-import subprocess
 
 import pytest
-from pyVmomi import pbm, vim, vmodl
+from pyVmomi import pbm, vim
 
-from estate import DR_PROVIDER, ENCRYPTION_POLICY_ID, EstateBuilder, key_server_lost, wait_for_task
+from estate import (
+    DR_PROVIDER,
+    ENCRYPTION_POLICY_ID,
+    EstateBuilder,
+    key_server_lost,
+    power_state,
+    remove_vm,
+    vms_named,
+    wait_for_task,
+)
 from estate_nvram import local_path, read_local, write_nvram
-from playbook import REPO_ROOT, ansible_environment, ansible_playbook_command
 from test_disk_transfer import (  # noqa: F401 pylint: disable=unused-import
     PASSWORD,
     content,
@@ -27,16 +33,12 @@ from test_disk_transfer import (  # noqa: F401 pylint: disable=unused-import
     put,
     repository,
 )
+from test_backup_playbook import run_vmcrypt_playbook
 from test_restore_plan import _set_policy, capture_backup, disks_only_backup, encryption_constraints
 from test_vcsim_pbm import _profile_manager
-from test_vm_restore import _bundle_of, _key, _policies, _positions, vms_named
-from vsphere_env import vmware_env
-
-from vddk_double_config import DOUBLE_LIBDIR
+from test_vm_restore import _bundle_of, _key, _policies, _positions
 
 MIB = 1024 * 1024
-BACKUP = os.path.join(REPO_ROOT, "playbooks", "backup.yml")
-RESTORE = os.path.join(REPO_ROOT, "playbooks", "restore.yml")
 
 
 @pytest.fixture
@@ -46,19 +48,7 @@ def made(vcsim_si):
     yield names
     for name in names:
         for vm in vms_named(vcsim_si, name):
-            if power_state(vcsim_si, vm) != "poweredOff":
-                wait_for_task(vm.PowerOffVM_Task())
-            wait_for_task(vm.Destroy_Task())
-
-
-def power_state(si, vm):
-    """runtime.powerState through the PropertyCollector (this pyVmomi's VirtualMachine stub lacks ``runtime``)."""
-    collector = si.RetrieveContent().propertyCollector
-    spec = vmodl.query.PropertyCollector.FilterSpec(
-        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=vm)],
-        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=["runtime.powerState"])])
-    [found] = collector.RetrieveContents([spec])
-    return found.propSet[0].val
+            remove_vm(vcsim_si, vm)
 
 
 def build_vm(vcsim, vcsim_si, made, name, **options):
@@ -72,32 +62,6 @@ def build_vm(vcsim, vcsim_si, made, name, **options):
         put(path, disk["capacity_kb"] * 1024 - 4096, name.encode() * 100)
     write_nvram(vcsim, facts, hashlib.sha256(name.encode()).digest() * 300)
     return facts
-
-
-def run(playbook, tmp_path, vcsim, double, variables, check=False):  # noqa: F811
-    """ansible-playbook of ``playbook`` with ``variables``; returns (completed, the run's JSON report or None)."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    report_dir = tmp_path / "reports"
-    report_dir.mkdir(exist_ok=True)
-    kind = "backup" if playbook == BACKUP else "restore"
-    variables = dict(variables)
-    variables = dict({"repository": variables.pop("repository"), "%s_report_dir" % kind: str(report_dir),
-                      "%s_progress_interval" % kind: 1}, **variables)
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps(variables))
-    env = ansible_environment(vmware_env(vcsim))
-    env.update(VMCRYPT_REPOSITORY_PASSWORD=PASSWORD, VMCRYPT_VDDK_LIBDIR=DOUBLE_LIBDIR,
-               VMCRYPT_VDDK_DOUBLE_CONFIG=double.config_path)
-    env.update(variables.pop("_env", {}))
-    command = ansible_playbook_command(playbook, "-e", "@" + str(vars_file)) + (["--check"] if check else [])
-    completed = subprocess.run(command, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, universal_newlines=True, timeout=900, check=False)
-    reports = sorted(glob.glob(str(report_dir / ("%s-report-*.json" % kind))))
-    report = None
-    if reports:
-        with open(reports[-1]) as handle:
-            report = json.load(handle)
-    return completed, report
 
 
 def entry_of(report, name):
@@ -132,8 +96,8 @@ def test_original_key_round_trip_back_up_delete_restore(tmp_path, vcsim, vcsim_s
               "policies": _policies(vcsim, original), "positions": _positions(original)}
     assert before["nvram"] != [b""] and before["policies"]["vm_home"]["id"] == ENCRYPTION_POLICY_ID
 
-    backed_up, backup_report = run(BACKUP, tmp_path / "backup", vcsim, any_vm,
-                                   {"repository": repository, "vm_name": name, "backup_verify": True})
+    backed_up, backup_report = run_vmcrypt_playbook("backup", tmp_path / "backup", vcsim, any_vm,
+                                                    {"repository": repository, "vm_name": name, "backup_verify": True})
     assert backed_up.returncode == 0, backed_up.stdout
     backup_id = entry_of(backup_report, name)["backup_id"]
 
@@ -141,8 +105,8 @@ def test_original_key_round_trip_back_up_delete_restore(tmp_path, vcsim, vcsim_s
     assert vms_named(vcsim_si, name) == []
 
     # --check: the plan, shown, and nothing made.
-    planned, plan_report = run(RESTORE, tmp_path / "check", vcsim, any_vm,
-                               {"repository": repository, "vm_name": name}, check=True)
+    planned, plan_report = run_vmcrypt_playbook("restore", tmp_path / "check", vcsim, any_vm,
+                                                {"repository": repository, "vm_name": name}, check=True)
     assert planned.returncode == 0, planned.stdout
     assert vms_named(vcsim_si, name) == []
     entry = entry_of(plan_report, name)
@@ -151,8 +115,8 @@ def test_original_key_round_trip_back_up_delete_restore(tmp_path, vcsim, vcsim_s
     assert "1 of 1 VMs planned (check mode" in planned.stdout, planned.stdout[-3000:]
 
     any_vm.write(fault__write_delay_ms=1000)  # slow enough for progress lines while the import runs
-    restored, report = run(RESTORE, tmp_path / "restore", vcsim, any_vm,
-                           {"repository": repository, "vm_name": name, "restore_power_on": True})
+    restored, report = run_vmcrypt_playbook("restore", tmp_path / "restore", vcsim, any_vm,
+                                            {"repository": repository, "vm_name": name, "restore_power_on": True})
     assert restored.returncode == 0, restored.stdout
     entry = entry_of(report, name)
     assert entry["status"] == "ok" and entry["failure"] is None, entry
@@ -197,8 +161,8 @@ def test_saved_policy_gone_restores_under_the_sample_policy_with_the_warning(tmp
         _set_policy(vm, ENCRYPTION_POLICY_ID)
         profiles.PbmDelete(profileId=[pbm.profile.ProfileId(uniqueId=gold)])
     made.append("policy-vm01-restored")
-    completed, report = run(RESTORE, tmp_path, vcsim, any_vm, {
-        "repository": repository, "backup_id": backup_id, "restore_name": "policy-vm01-restored"})
+    completed, report = run_vmcrypt_playbook("restore", tmp_path, vcsim, any_vm, {
+                                             "repository": repository, "backup_id": backup_id, "restore_name": "policy-vm01-restored"})
     assert completed.returncode == 0, completed.stdout
     entry = entry_of(report, "policy-vm01-restored")
     assert entry["status"] == "ok" and entry["key_mode"] == "original"
@@ -217,9 +181,9 @@ def test_metadata_not_saved_restores_under_new_keys_with_a_generic_nvram_and_the
     backup_id = disks_only_backup(open_repository(repository), {"vms": {"nometa-vm01": facts}}, "nometa-vm01")
     made.append("nometa-vm01-restored")
     datastore = facts["vmx_path"][1:].split("]")[0]
-    completed, report = run(RESTORE, tmp_path, vcsim, any_vm, {
-        "repository": repository, "backup_id": backup_id, "restore_name": "nometa-vm01-restored",
-        "restore_datastore": datastore})
+    completed, report = run_vmcrypt_playbook("restore", tmp_path, vcsim, any_vm, {
+                                             "repository": repository, "backup_id": backup_id, "restore_name": "nometa-vm01-restored",
+                                             "restore_datastore": datastore})
     assert completed.returncode == 0, completed.stdout
     entry = entry_of(report, "nometa-vm01-restored")
     assert entry["status"] == "ok" and entry["key_mode"] == "new"
@@ -255,11 +219,11 @@ def test_key_server_lost_takes_the_lost_key_path_and_states_the_nvram_loss(tmp_p
                                "lostkey-vm01")
     made.extend(["lostkey-vm01-original", "lostkey-vm01-restored"])
     with key_server_lost(vcsim_si):
-        strict, strict_report = run(RESTORE, tmp_path / "strict", vcsim, any_vm, {
-            "repository": repository, "backup_id": backup_id, "restore_name": "lostkey-vm01-original",
-            "restore_require_original_key": True})
-        completed, report = run(RESTORE, tmp_path / "auto", vcsim, any_vm, {
-            "repository": repository, "backup_id": backup_id, "restore_name": "lostkey-vm01-restored"})
+        strict, strict_report = run_vmcrypt_playbook("restore", tmp_path / "strict", vcsim, any_vm, {
+                                                     "repository": repository, "backup_id": backup_id, "restore_name": "lostkey-vm01-original",
+                                                     "restore_require_original_key": True})
+        completed, report = run_vmcrypt_playbook("restore", tmp_path / "auto", vcsim, any_vm, {
+                                                 "repository": repository, "backup_id": backup_id, "restore_name": "lostkey-vm01-restored"})
         [vm] = vms_named(vcsim_si, "lostkey-vm01-restored")
         key_after = _key(vm.config.keyId)
     # Insisting on the original key: the plan's reason, nothing made.
@@ -306,38 +270,38 @@ def test_bad_input_gives_one_clear_error_and_leaves_nothing_half_made(tmp_path, 
     made.append(target)
     common = {"repository": repository, "backup_id": backup_id, "restore_name": target}
 
-    unknown, _report = run(RESTORE, tmp_path / "unknown", vcsim, any_vm,
-                           dict(common, backup_id="20990101T000000Z-00000000"))
+    unknown, _report = run_vmcrypt_playbook("restore", tmp_path / "unknown", vcsim, any_vm,
+                                            dict(common, backup_id="20990101T000000Z-00000000"))
     [error] = errors(unknown)
     assert unknown.returncode != 0 and "20990101T000000Z-00000000" in error, unknown.stdout
 
-    wrong, _report = run(RESTORE, tmp_path / "password", vcsim, any_vm,
-                         dict(common, _env={"VMCRYPT_REPOSITORY_PASSWORD": "not the password"}))
+    wrong, _report = run_vmcrypt_playbook("restore", tmp_path / "password", vcsim, any_vm,
+                                          common, env={"VMCRYPT_REPOSITORY_PASSWORD": "not the password"})
     [error] = errors(wrong)
     assert wrong.returncode != 0 and "password" in error.lower(), wrong.stdout
     assert "not the password" not in wrong.stdout
 
-    datastore, report = run(RESTORE, tmp_path / "datastore", vcsim, any_vm,
-                            dict(common, restore_datastore="no-such-datastore"))
+    datastore, report = run_vmcrypt_playbook("restore", tmp_path / "datastore", vcsim, any_vm,
+                                             dict(common, restore_datastore="no-such-datastore"))
     assert datastore.returncode != 0
     assert "no datastore named 'no-such-datastore'" in entry_of(report, target)["failure"]
 
-    taken, report = run(RESTORE, tmp_path / "taken", vcsim, any_vm, dict(common, restore_name="badinput-vm01"))
+    taken, report = run_vmcrypt_playbook("restore", tmp_path / "taken", vcsim, any_vm, dict(common, restore_name="badinput-vm01"))
     assert taken.returncode != 0
     assert "a VM named 'badinput-vm01' exists" in entry_of(report, "badinput-vm01")["failure"]
     [kept] = vms_named(vcsim_si, "badinput-vm01")
     assert kept._moId == facts["moid"]
 
     corrupt_a_chunk(repository)
-    corrupt, report = run(RESTORE, tmp_path / "corrupt", vcsim, any_vm, common)
+    corrupt, report = run_vmcrypt_playbook("restore", tmp_path / "corrupt", vcsim, any_vm, common)
     assert corrupt.returncode != 0
     entry = entry_of(report, target)
     assert "failed authentication (tampered, truncated or from another repository)" in entry["failure"]
     assert entry["removed_half_made_vm"] is not None
 
     # Replacing a VM with a backup that fails to import: the old VM keeps its name and its files.
-    replaced, report = run(RESTORE, tmp_path / "replace", vcsim, any_vm,
-                           dict(common, restore_name="badinput-vm01", restore_overwrite=True))
+    replaced, report = run_vmcrypt_playbook("restore", tmp_path / "replace", vcsim, any_vm,
+                                            dict(common, restore_name="badinput-vm01", restore_overwrite=True))
     assert replaced.returncode != 0
     assert "failed authentication" in entry_of(report, "badinput-vm01")["failure"]
     assert [vm._moId for vm in vms_named(vcsim_si, "badinput-vm01")] == [facts["moid"]]

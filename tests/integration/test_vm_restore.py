@@ -9,7 +9,7 @@ import json
 import pytest
 from pyVmomi import vim
 
-from estate import ENCRYPTION_POLICY_ID, wait_for_task
+from estate import ENCRYPTION_POLICY_ID, vms_named, wait_for_task
 from estate_nvram import read_local
 from test_disk_transfer import open_repository, repository  # noqa: F401 pylint: disable=unused-import
 from test_restore_plan import capture_backup, nvram_of, run_tasks
@@ -19,15 +19,6 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.vm_config i
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.vm_restore import MASK
 
 SOURCE = "crypt-vm01"
-
-
-def vms_named(si, name):
-    content = si.RetrieveContent()
-    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
-    try:
-        return [vm for vm in view.view if vm.name == name]
-    finally:
-        view.Destroy()
 
 
 @pytest.fixture
