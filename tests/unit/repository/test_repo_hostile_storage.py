@@ -104,9 +104,11 @@ def test_prune_never_follows_a_symlink_out_of_the_repository(repo, tmp_path):
     os.symlink(str(victim), os.path.join(root, "staging", "20200101T000000Z-deadbeef"))
     os.makedirs(os.path.join(root, "staging", "20200101T000000Z-feedface"))
     os.symlink(str(victim / "file0"), os.path.join(root, "staging", "20200101T000000Z-feedface", "vm"))
+    # A real chunk folder, chosen before the planted "ab" link exists: listing afterwards could pick the link
+    # itself, and the test would plant its own file in the victim.
+    real_chunk_folder = sorted(os.listdir(os.path.join(root, "chunks")))[0]
     os.symlink(str(victim / "ab"), os.path.join(root, "chunks", "ab"))
-    os.symlink(str(victim / "file1"), os.path.join(root, "chunks", list(os.listdir(os.path.join(root, "chunks")))[0],
-                                                   "cd" + "1" * 62))
+    os.symlink(str(victim / "file1"), os.path.join(root, "chunks", real_chunk_folder, "cd" + "1" * 62))
     os.symlink(str(victim / "file2"), os.path.join(root, "locks-not-a-lock"))
     os.makedirs(os.path.join(root, "locks"), exist_ok=True)
     os.symlink(str(victim / "file3"), os.path.join(root, "locks", "shared-planted"))
