@@ -386,6 +386,35 @@ def test_write_then_read_back(library, client, estate, double, disks):
     assert [c["numSectors"] for c in double.calls("Write")] == [3, 256]
 
 
+def _direct_io_works(folder):
+    probe = os.path.join(str(folder), ".direct-io-probe")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT))
+        return True
+    except OSError:
+        return False
+    finally:
+        if os.path.exists(probe):
+            os.remove(probe)
+
+
+@pytest.mark.parametrize("write_cache", ["direct", "buffered"])
+def test_writes_bypass_the_page_cache_like_vmfs_unless_told(library, client, estate, double, disks, write_cache):
+    disk = disks[1]
+    double.write(write_cache=write_cache)
+    odd = bytearray(pattern(11, 3 * SECTOR + 1))
+    with connect(library, client, estate, snapshot_moref=None, read_only=False) as conn:
+        with conn.open_disk(disk["path"]) as vddk_disk:
+            vddk_disk.write(7, memoryview(odd)[1:])  # starts one byte into its buffer: not aligned
+            vddk_disk.write(4096, pattern(12, CHUNK))
+            assert bytes(vddk_disk.read(7, bytearray(3 * SECTOR))) == bytes(odd[1:])
+    with open(disk["flat"], "rb") as handle:
+        handle.seek(4096 * SECTOR)
+        assert handle.read(CHUNK) == pattern(12, CHUNK)
+    direct = write_cache == "direct" and _direct_io_works(os.path.dirname(disk["flat"]))
+    assert [c["cache"] for c in double.calls("Write")] == ["direct" if direct else "buffered"] * 2
+
+
 def test_read_write_needs_a_read_write_connection(library, client, estate, double, disks):
     with connect(library, client, estate) as conn:
         with pytest.raises(InvalidArgumentError):

@@ -32,6 +32,13 @@
  *                                    mode is usable (VDDK's is nbdssl)
  *   max_request=BYTES                larger NBD/NBDSSL Read/Write requests fail as NFC
  *                                    fails to allocate them (default 2 MiB, 0: none)
+ *   write_cache=direct|buffered      how Write reaches the flat file (default direct):
+ *                                    direct writes with O_DIRECT, as ESXi's VMFS serves
+ *                                    virtual disk I/O without a host page cache (vSphere
+ *                                    sold Flash Read Cache separately for that reason);
+ *                                    buffered goes through this machine's page cache.
+ *                                    A file system that refuses O_DIRECT (tmpfs) gets
+ *                                    buffered writes.
  *
  * Behaviour taught from the real library (docs/vddk.md has the table):
  * InitEx loads libvixDiskLibVim.so.8 by bare name, so LD_LIBRARY_PATH must hold
@@ -93,6 +100,7 @@ struct config {
     long access_busy;
     char fallback_mode[16];
     long long max_request;
+    int write_buffered;
 };
 
 struct connection {
@@ -110,6 +118,9 @@ struct disk {
     unsigned magic;
     struct connection *conn;
     int fd;
+    int direct_fd;          /* O_DIRECT descriptor for Write, or -1: buffered writes */
+    unsigned char *bounce;  /* aligned copy of a Write's buffer for direct_fd */
+    size_t bounce_size;
     uint64_t capacity;
     int read_only;
     const char *mode;
@@ -222,6 +233,8 @@ static void config_load(void)
             snprintf(cfg.fallback_mode, sizeof cfg.fallback_mode, "%s", value);
         } else if (strcmp(key, "max_request") == 0) {
             cfg.max_request = atoll(value);
+        } else if (strcmp(key, "write_cache") == 0) {
+            cfg.write_buffered = strcmp(value, "buffered") == 0;
         }
     }
     fclose(file);
@@ -932,6 +945,8 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
             disk->magic = DISK_MAGIC;
             disk->conn = (struct connection *)conn;
             disk->fd = fd;
+            /* reads and QueryAllocatedBlocks keep the buffered descriptor */
+            disk->direct_fd = read_only || cfg.write_buffered ? -1 : open(flat, O_WRONLY | O_DIRECT | O_CLOEXEC);
             disk->capacity = capacity;
             disk->read_only = read_only;
             disk->mode = mode;
@@ -987,6 +1002,9 @@ EXPORT VixError VixDiskLib_Close(void *handle)
         rec_string(&r, "path", disk->path);
         disk->magic = 0;
         close(disk->fd);
+        if (disk->direct_fd >= 0)
+            close(disk->direct_fd);
+        free(disk->bounce);
         free(disk->path);
         free(disk);
     }
@@ -1110,6 +1128,35 @@ EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, un
     return VIX_OK;
 }
 
+/* One Write through the O_DIRECT descriptor: 0 done, -1 an I/O error, 1 refused (EINVAL: this
+ * file system or this alignment cannot do direct I/O).  The caller's buffer may sit anywhere, so it
+ * is copied into a page-aligned one; offsets and lengths are whole sectors. */
+static int direct_write(struct disk *disk, uint64_t start, size_t want, const unsigned char *buffer)
+{
+    size_t done = 0;
+    if (disk->bounce_size < want) {
+        void *bigger = NULL;
+        if (posix_memalign(&bigger, 4096, want) != 0)
+            return 1;
+        free(disk->bounce);
+        disk->bounce = bigger;
+        disk->bounce_size = want;
+    }
+    memcpy(disk->bounce, buffer, want);
+    while (done < want) {
+        ssize_t put = pwrite(disk->direct_fd, disk->bounce + done, want - done,
+                             (off_t)(start * VIXDISKLIB_SECTOR_SIZE + done));
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put < 0 && errno == EINVAL && done == 0)
+            return 1;
+        if (put <= 0)
+            return -1;
+        done += (size_t)put;
+    }
+    return 0;
+}
+
 EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, const unsigned char *buffer)
 {
     struct record r;
@@ -1135,6 +1182,7 @@ EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, c
     rec_begin(&r, "Write");
     rec_number(&r, "startSector", start);
     rec_number(&r, "numSectors", count);
+    rec_string(&r, "cache", disk != NULL && disk->direct_fd >= 0 ? "direct" : "buffered");
     rec_end(&r, result);
     pthread_mutex_unlock(&lock);
     if (nfc_refusal)
@@ -1146,6 +1194,17 @@ EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, c
         nanosleep(&pause, NULL);
     }
     want = (size_t)(count * VIXDISKLIB_SECTOR_SIZE);
+    if (disk->direct_fd >= 0 && want > 0) {
+        switch (direct_write(disk, start, want, buffer)) {
+        case 0:
+            return VIX_OK;
+        case -1:
+            return VIX_E_DISK_NOIO;
+        default: /* the file system refused this O_DIRECT write: buffered from now on */
+            close(disk->direct_fd);
+            disk->direct_fd = -1;
+        }
+    }
     while (done < want) {
         ssize_t put = pwrite(disk->fd, buffer + done, want - done,
                              (off_t)(start * VIXDISKLIB_SECTOR_SIZE + done));
