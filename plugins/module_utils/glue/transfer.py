@@ -8,9 +8,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import (
-    open_repository,
     pass_on_repository_warnings,
-    vm_session,
+    repository_and_vm_session,
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.vddk_process import ensure_vddk_library_path
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import ExportOptions
@@ -32,12 +31,11 @@ def import_options_from_params(params):
 
 
 def run_transfer_job(module, job_class, options):
-    """Open the repository (first: a wrong password touches nothing in vSphere), log in, find the VM and
-    proxy, and run the job, or only plan it in check mode."""
+    """Open the repository while logging in (a wrong password still changes nothing in vSphere), find the VM
+    and proxy, and run the job, or only plan it in check mode."""
     ensure_vddk_library_path(module)  # first: a respawn must not repeat a login, a snapshot or a write
     params = module.params
-    repository = open_repository(params)
-    with vm_session(params) as (client, finder, vm):
+    with repository_and_vm_session(params) as (repository, client, finder, vm):
         proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
         job = job_class(client, finder, repository, vm, options, proxy_vm=proxy, warn=module.warn)
         result = job.plan_only() if module.check_mode else job.run()

@@ -1,0 +1,81 @@
+"""repository_and_vm_session: the key is derived during the login, and the repository's error comes first."""
+import contextlib
+import threading
+
+import pytest
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue import params as glue_params
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import WrongKeyError
+
+
+class LoginRefused(Exception):
+    pass
+
+
+def _patch(monkeypatch, open_repository, login):
+    monkeypatch.setattr(glue_params, "open_repository", open_repository)
+
+    @contextlib.contextmanager
+    def vm_session(params):
+        login()
+        yield "client", "finder", "vm-1"
+    monkeypatch.setattr(glue_params, "vm_session", vm_session)
+
+
+def test_the_key_is_derived_while_the_session_logs_in(monkeypatch):
+    deriving, logging_in = threading.Event(), threading.Event()
+
+    def open_repository(params):
+        deriving.set()
+        assert logging_in.wait(5), "the login did not start while the key was being derived"
+        return "repository"
+
+    def login():
+        logging_in.set()
+        assert deriving.wait(5)
+
+    _patch(monkeypatch, open_repository, login)
+    with glue_params.repository_and_vm_session({}) as opened:
+        assert opened == ("repository", "client", "finder", "vm-1")
+
+
+def test_a_wrong_repository_password_wins_over_a_refused_login(monkeypatch):
+    def open_repository(params):
+        raise WrongKeyError("no key slot of the repository opens with the password given")
+
+    def login():
+        raise LoginRefused("Cannot complete login due to an incorrect user name or password.")
+
+    _patch(monkeypatch, open_repository, login)
+    with pytest.raises(WrongKeyError):
+        with glue_params.repository_and_vm_session({}):
+            pass
+
+
+def test_a_wrong_repository_password_stops_before_the_block_runs(monkeypatch):
+    def open_repository(params):
+        raise WrongKeyError("no key slot of the repository opens with the password given")
+
+    _patch(monkeypatch, open_repository, lambda: None)
+    ran = []
+    with pytest.raises(WrongKeyError):
+        with glue_params.repository_and_vm_session({}):
+            ran.append(True)
+    assert ran == []
+
+
+def test_a_refused_login_is_reported_when_the_repository_opened(monkeypatch):
+    def login():
+        raise LoginRefused("Cannot complete login due to an incorrect user name or password.")
+
+    _patch(monkeypatch, lambda params: "repository", login)
+    with pytest.raises(LoginRefused):
+        with glue_params.repository_and_vm_session({}):
+            pass
+
+
+def test_an_error_of_the_block_itself_is_not_masked(monkeypatch):
+    _patch(monkeypatch, lambda params: "repository", lambda: None)
+    with pytest.raises(KeyError):
+        with glue_params.repository_and_vm_session({}):
+            raise KeyError("snapshot")
