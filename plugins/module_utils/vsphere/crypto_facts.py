@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import posixpath
+import re
 
 try:
     from pyVmomi import vim
@@ -22,7 +23,7 @@ except ImportError:  # the module wrapper reports the missing library
     pass
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import retrieve
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import retrieve, retrieve_all
 
 ENCRYPTION_BUNDLE_KEY = "encryption.bundle"
 
@@ -45,6 +46,50 @@ VM_PATHS = (
     "snapshot",
     "runtime.powerState",
 )
+
+
+# The devices the facts read; the others (controllers, NICs, ...) are two thirds of an answer's XML.
+READ_DEVICE_TYPES = frozenset((b"VirtualDisk", b"VirtualTPM"))
+_DEVICE_START = b"<VirtualDevice "
+_DEVICE_END = b"</VirtualDevice>"
+_XSI_TYPE = re.compile(br'\s[A-Za-z_][-.\w]*:type="([^"]*)"')
+
+
+def without_unread_devices(answer):
+    """A RetrievePropertiesEx answer (SOAP bytes) with the devices the facts do not read taken out.
+
+    Items of config.hardware.device are ``<VirtualDevice xsi:type="...">``
+    elements, which never nest; one whose type is not in READ_DEVICE_TYPES is
+    cut out whole.  Anything not written that way is left as it is (decoded
+    as before, only slower).
+    """
+    if _DEVICE_START not in answer:
+        return answer
+    parts = []
+    position = 0
+    while True:
+        start = answer.find(_DEVICE_START, position)
+        if start < 0:
+            break
+        tag_end = answer.find(b">", start)
+        if tag_end < 0:
+            break
+        kind = _XSI_TYPE.search(answer, start, tag_end)
+        if kind is not None and kind.group(1).rsplit(b":", 1)[-1] in READ_DEVICE_TYPES:
+            parts.append(answer[position:tag_end + 1])
+            position = tag_end + 1
+            continue
+        if answer[tag_end - 1:tag_end] == b"/":
+            end = tag_end + 1
+        else:
+            close = answer.find(_DEVICE_END, tag_end)
+            if close < 0:
+                break
+            end = close + len(_DEVICE_END)
+        parts.append(answer[position:start])
+        position = end
+    parts.append(answer[position:])
+    return b"".join(parts)
 
 
 def key_id_facts(crypto_key_id):
@@ -178,7 +223,11 @@ def collect_vm_crypto_facts(client, finder, vms=None, container=None, storage_po
 
     Returns (facts sorted by inventory path, warnings).
     """
-    items = retrieve(client, vim.VirtualMachine, VM_PATHS, objects=vms, container=container)
+    if vms is None:
+        items = retrieve_all(client, vim.VirtualMachine, VM_PATHS, container=container,
+                             answer_filter=without_unread_devices)
+    else:
+        items = retrieve(client, vim.VirtualMachine, VM_PATHS, objects=vms)
     items = [item for item in items if "name" in item.props]  # VMs deleted while we read
     warnings = []
     associations, policy_names = {}, {}

@@ -1,0 +1,169 @@
+"""Many VMs' facts: chunked PropertyCollector reads and the device filter on the answer's XML."""
+import io
+import threading
+
+import pytest
+from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
+
+from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere import properties
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import (
+    vm_crypto_facts,
+    without_unread_devices,
+)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import ObjectProperties
+
+from test_crypto_facts import encrypted_vm_props
+
+PC = vmodl.query.PropertyCollector
+ENVELOPE = (b'<?xml version="1.0" encoding="UTF-8"?>'
+            b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            b'xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+            b'<soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25">%s</RetrievePropertiesExResponse>'
+            b'</soapenv:Body></soapenv:Envelope>')
+
+
+def vm_props():
+    props = encrypted_vm_props()
+    del props["snapshot"]  # a SnapshotTree needs fields these tests do not care about
+    devices = props["config.hardware.device"] + [
+        vim.vm.device.VirtualE1000(key=4000, deviceInfo=vim.Description(label="Network adapter 1", summary="VM Network")),
+        vim.vm.device.ParaVirtualSCSIController(key=1000, busNumber=0, sharedBus="noSharing", device=[2000, 2001]),
+    ]
+    props["config.hardware.device"] = vim.vm.device.VirtualDevice.Array(devices[3:4] + devices[:3] + devices[4:])
+    props["config.extraConfig"] = vim.option.OptionValue.Array(props["config.extraConfig"])
+    return props
+
+
+def answer(props, moid="vm-42"):
+    """A RetrievePropertiesEx answer as pyVmomi writes one (a vCenter writes the same shape)."""
+    result = PC.RetrieveResult(objects=[PC.ObjectContent(
+        obj=vim.VirtualMachine(moid), propSet=[vmodl.DynamicProperty(name=k, val=v) for k, v in props.items()])])
+    info = VmomiSupport.Object(name="returnval", type=PC.RetrieveResult, version="vim.version.version1", flags=0)
+    return ENVELOPE % SoapAdapter.Serialize(result, info, version=VmomiSupport.newestVersions.GetName("vim"))
+
+
+def decoded_facts(body):
+    result = SoapAdapter.SoapResponseDeserializer(None).Deserialize(io.BytesIO(body), PC.RetrieveResult)
+    content = result.objects[0]
+    item = ObjectProperties(content.obj, dict((prop.name, prop.val) for prop in content.propSet), {})
+    return item, vm_crypto_facts(item, "/DC1/vm/app01", {("vm-42", 2000): ["policy-enc"]}, {"policy-enc": "Enc"})
+
+
+@pytest.mark.parametrize("prefix", [b"xsi", b"_XMLSchema-instance"])  # vCenter's prefix, govmomi's
+def test_the_filtered_answer_gives_the_same_facts(prefix):
+    body = answer(vm_props()).replace(b"xsi:", prefix + b":").replace(b"xmlns:xsi=", b"xmlns:" + prefix + b"=")
+    filtered = without_unread_devices(body)
+    assert len(filtered) < len(body)
+    assert b"VirtualE1000" not in filtered and b"ParaVirtualSCSIController" not in filtered
+    full_item, full_facts = decoded_facts(body)
+    item, facts = decoded_facts(filtered)
+    assert facts == full_facts
+    assert facts["vtpm_present"] is True and [disk["key"] for disk in facts["disks"]] == [2000, 2001]
+    assert [device.key for device in item.get("config.hardware.device")] == [2000, 2001, 11000]
+    assert len(full_item.get("config.hardware.device")) == 5
+
+
+def test_devices_written_otherwise_are_left_as_they_are():
+    untyped = b"<val><VirtualDevice><key>1</key></VirtualDevice></val>"
+    assert without_unread_devices(untyped) == untyped
+    no_devices = answer({"name": "app01"})
+    assert without_unread_devices(no_devices) == no_devices
+    empty = b'<val><VirtualDevice xsi:type="VirtualE1000"/><VirtualDevice xsi:type="VirtualTPM"/></val>'
+    assert without_unread_devices(empty) == b'<val><VirtualDevice xsi:type="VirtualTPM"/></val>'
+    unclosed = b'<val><VirtualDevice xsi:type="VirtualE1000"><key>4000</key>'
+    assert without_unread_devices(unclosed) == unclosed
+
+
+class FakeView:
+    def __init__(self, members):
+        self.members = members
+        self.destroyed = False
+
+    def Destroy(self):  # noqa: N802 (vSphere's name)
+        self.destroyed = True
+
+
+class FakeCollector:
+    """Answers RetrievePropertiesEx for explicit ObjectSpecs from a dict, in pages of ``page``."""
+
+    def __init__(self, objects, page=3, gone=()):
+        self.objects = objects
+        self.page = page
+        self.gone = set(gone)
+        self.requests = []
+        self.pending = {}
+        self.lock = threading.Lock()
+
+    def _contents(self, refs):
+        contents = []
+        for ref in refs:
+            if ref._moId in self.gone:
+                contents.append(PC.ObjectContent(obj=ref, missingSet=[PC.MissingProperty(
+                    path="name", fault=vmodl.fault.ManagedObjectNotFound(obj=ref))]))
+            else:
+                contents.append(PC.ObjectContent(obj=ref, propSet=[
+                    vmodl.DynamicProperty(name="name", val=self.objects[ref._moId])]))
+        return contents
+
+    def _answer(self, contents):
+        with self.lock:
+            token = None
+            if len(contents) > self.page:
+                token = "t%d" % len(self.pending)
+                self.pending[token] = contents[self.page:]
+            return PC.RetrieveResult(objects=contents[:self.page], token=token)
+
+    def RetrievePropertiesEx(self, specs, options):  # noqa: N802
+        (spec,) = specs
+        assert spec.reportMissingObjectsInResults
+        refs = [object_spec.obj for object_spec in spec.objectSet]
+        with self.lock:
+            self.requests.append([ref._moId for ref in refs])
+        return self._answer(self._contents(refs))
+
+    def ContinueRetrievePropertiesEx(self, token):  # noqa: N802
+        with self.lock:
+            contents = self.pending.pop(token)
+        return self._answer(contents)
+
+
+class FakeClient:
+    def __init__(self, collector, members):
+        self.view = FakeView(members)
+        self.content = self
+        self.propertyCollector = collector
+        self.viewManager = self
+        self.rootFolder = vim.Folder("group-d1")
+
+    def CreateContainerView(self, container, types, recursive):  # noqa: N802
+        return self.view
+
+
+def test_every_member_is_read_once_in_chunks_and_in_order(monkeypatch):
+    names = dict(("vm-%d" % number, "app%02d" % number) for number in range(1, 24))
+    members = [vim.VirtualMachine(moid) for moid in sorted(names, key=lambda moid: int(moid[3:]))]
+    collector = FakeCollector(names, gone={"vm-7"})
+    client = FakeClient(collector, members)
+    monkeypatch.setattr(properties, "retrieve_one", lambda client_, obj, paths: ObjectProperties(obj, {"view": members}, {}))
+    items = properties.retrieve_all(client, vim.VirtualMachine, ["name"], chunk_size=5)
+    assert [item.moid for item in items] == [ref._moId for ref in members if ref._moId != "vm-7"]
+    assert all(item.get("name") == names[item.moid] for item in items)
+    assert sorted(len(chunk) for chunk in collector.requests) == [3, 5, 5, 5, 5]
+    assert client.view.destroyed
+
+
+def test_a_refusal_is_one_error_and_collection_is_back_on(monkeypatch):
+    import gc
+
+    class Refusing(FakeCollector):
+        def RetrievePropertiesEx(self, specs, options):  # noqa: N802
+            raise vmodl.fault.InvalidArgument(invalidProperty="pathSet", msg="bad path")
+
+    members = [vim.VirtualMachine("vm-%d" % number) for number in range(10)]
+    client = FakeClient(Refusing({}), members)
+    monkeypatch.setattr(properties, "retrieve_one", lambda client_, obj, paths: ObjectProperties(obj, {"view": members}, {}))
+    with pytest.raises(VmcryptError, match="PropertyCollector refused paths name: bad path"):
+        properties.retrieve_all(client, vim.VirtualMachine, ["name"], chunk_size=2)
+    assert gc.isenabled()
+    assert client.view.destroyed
