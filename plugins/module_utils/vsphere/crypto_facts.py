@@ -23,7 +23,11 @@ except ImportError:  # the module wrapper reports the missing library
     pass
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import retrieve, retrieve_all
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import (
+    retrieve,
+    retrieve_all,
+    without_cycle_collection,
+)
 
 ENCRYPTION_BUNDLE_KEY = "encryption.bundle"
 
@@ -223,6 +227,11 @@ def collect_vm_crypto_facts(client, finder, vms=None, container=None, storage_po
 
     Returns (facts sorted by inventory path, warnings).
     """
+    with without_cycle_collection():
+        return _collect_vm_crypto_facts(client, finder, vms, container, storage_policies)
+
+
+def _collect_vm_crypto_facts(client, finder, vms, container, storage_policies):
     if vms is None:
         items = retrieve_all(client, vim.VirtualMachine, VM_PATHS, container=container,
                              answer_filter=without_unread_devices)

@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import gc
 import io
 from concurrent.futures import ThreadPoolExecutor
@@ -121,22 +122,33 @@ def retrieve_all(client, obj_type, paths, container=None, recursive=True, chunk_
         return [item for item in _pages(collector, filter_spec, invoke) if not _vanished(item)]
 
     chunks = [members[start:start + chunk_size] for start in range(0, len(members), chunk_size)]
-    collecting = gc.isenabled()
-    # Decoding creates hundreds of thousands of data objects that live on and form no cycles;
-    # each full collection would walk all those already decoded, a cost that grows with the
-    # square of the object count (a fifth of the time for 10,000 VMs).
-    gc.disable()
     try:
-        if len(chunks) < 2 or in_flight < 2:
-            answers = [read_chunk(chunk) for chunk in chunks]
-        else:
-            answers = _concurrently(read_chunk, chunks, in_flight)
+        with without_cycle_collection():
+            if len(chunks) < 2 or in_flight < 2:
+                answers = [read_chunk(chunk) for chunk in chunks]
+            else:
+                answers = _concurrently(read_chunk, chunks, in_flight)
     except vmodl.MethodFault as fault:
         raise VmcryptError("PropertyCollector refused paths %s: %s" % (", ".join(paths), fault.msg or type(fault).__name__))
+    return [item for answer in answers for item in answer]
+
+
+@contextlib.contextmanager
+def without_cycle_collection():
+    """The garbage collector's cycle search paused for the block (as it was after it).
+
+    Decoding creates hundreds of thousands of data objects that live on and
+    form no cycles; each full collection walks all those made so far, a cost
+    that grows with the square of their number (a fifth of the client's time
+    for 10,000 VMs).  Memory freed by reference counting is freed as before.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
         if collecting:
             gc.enable()
-    return [item for answer in answers for item in answer]
 
 
 def _concurrently(function, arguments, workers):
