@@ -52,48 +52,71 @@ VM_PATHS = (
 )
 
 
-# The devices the facts read; the others (controllers, NICs, ...) are two thirds of an answer's XML.
+# What the facts read of two long lists: the devices (controllers, NICs, ... are two thirds of an
+# answer's XML) and the file layout (only the NVRAM file; the others are a sixth).
 READ_DEVICE_TYPES = frozenset((b"VirtualDisk", b"VirtualTPM"))
-_DEVICE_START = b"<VirtualDevice "
-_DEVICE_END = b"</VirtualDevice>"
+_DEVICE = (b"<VirtualDevice", b"</VirtualDevice>")
+_LAYOUT_FILE = (b"<VirtualMachineFileLayoutExFileInfo", b"</VirtualMachineFileLayoutExFileInfo>")
+_NVRAM_TYPE = b"<type>nvram</type>"
 _XSI_TYPE = re.compile(br'\s[A-Za-z_][-.\w]*:type="([^"]*)"')
 
 
-def without_unread_devices(answer):
-    """A RetrievePropertiesEx answer (SOAP bytes) with the devices the facts do not read taken out.
+def _read_device(answer, start, tag_end, end):
+    kind = _XSI_TYPE.search(answer, start, tag_end)
+    return kind is None or kind.group(1).rsplit(b":", 1)[-1] in READ_DEVICE_TYPES  # untyped: kept, to be sure
 
-    Items of config.hardware.device are ``<VirtualDevice xsi:type="...">``
-    elements, which never nest; one whose type is not in READ_DEVICE_TYPES is
-    cut out whole.  Anything not written that way is left as it is (decoded
-    as before, only slower).
+
+def _nvram_file(answer, start, tag_end, end):
+    return answer.find(_NVRAM_TYPE, tag_end, end) >= 0
+
+
+def _cut_items(answer, tags, keep):
+    """``answer`` without the elements named by ``tags`` (start, end) for which ``keep`` is false.
+
+    keep(answer, start, end of the start tag, end) sees each element in place.
+    These elements never nest; one not closed is left, with all after it.
     """
-    if _DEVICE_START not in answer:
-        return answer
+    start_tag, end_tag = tags
     parts = []
     position = 0
     while True:
-        start = answer.find(_DEVICE_START, position)
+        start = answer.find(start_tag, position)
         if start < 0:
             break
         tag_end = answer.find(b">", start)
         if tag_end < 0:
             break
-        kind = _XSI_TYPE.search(answer, start, tag_end)
-        if kind is not None and kind.group(1).rsplit(b":", 1)[-1] in READ_DEVICE_TYPES:
-            parts.append(answer[position:tag_end + 1])
+        if answer[start + len(start_tag):start + len(start_tag) + 1] not in (b" ", b">", b"/"):
+            parts.append(answer[position:tag_end + 1])  # a longer name that starts alike
             position = tag_end + 1
             continue
         if answer[tag_end - 1:tag_end] == b"/":
             end = tag_end + 1
         else:
-            close = answer.find(_DEVICE_END, tag_end)
+            close = answer.find(end_tag, tag_end)
             if close < 0:
                 break
-            end = close + len(_DEVICE_END)
-        parts.append(answer[position:start])
+            end = close + len(end_tag)
+        parts.append(answer[position:end] if keep(answer, start, tag_end, end) else answer[position:start])
         position = end
     parts.append(answer[position:])
     return b"".join(parts)
+
+
+def without_unread_items(answer):
+    """A RetrievePropertiesEx answer (SOAP bytes) without the list items the facts do not read.
+
+    Items of config.hardware.device are ``<VirtualDevice xsi:type="...">``
+    elements: one whose type is not in READ_DEVICE_TYPES is cut out whole.
+    Items of layoutEx.file are ``<VirtualMachineFileLayoutExFileInfo>``: all
+    but the NVRAM file's are cut out.  Anything not written that way is left
+    as it is (decoded as before, only slower).
+    """
+    if _DEVICE[0] in answer:
+        answer = _cut_items(answer, _DEVICE, _read_device)
+    if _LAYOUT_FILE[0] in answer:
+        answer = _cut_items(answer, _LAYOUT_FILE, _nvram_file)
+    return answer
 
 
 def key_id_facts(crypto_key_id):
@@ -234,7 +257,7 @@ def collect_vm_crypto_facts(client, finder, vms=None, container=None, storage_po
 def _collect_vm_crypto_facts(client, finder, vms, container, storage_policies):
     if vms is None:
         items = retrieve_all(client, vim.VirtualMachine, VM_PATHS, container=container,
-                             answer_filter=without_unread_devices)
+                             answer_filter=without_unread_items)
     else:
         items = retrieve(client, vim.VirtualMachine, VM_PATHS, objects=vms)
     items = [item for item in items if "name" in item.props]  # VMs deleted while we read

@@ -9,7 +9,7 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import Vmcry
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere import properties
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import (
     vm_crypto_facts,
-    without_unread_devices,
+    without_unread_items,
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.properties import ObjectProperties
 
@@ -32,6 +32,10 @@ def vm_props():
     ]
     props["config.hardware.device"] = vim.vm.device.VirtualDevice.Array(devices[3:4] + devices[:3] + devices[4:])
     props["config.extraConfig"] = vim.option.OptionValue.Array(props["config.extraConfig"])
+    props["layoutEx.file"] = vim.vm.FileLayoutEx.FileInfo.Array([
+        vim.vm.FileLayoutEx.FileInfo(key=key, name="[ds1] app01/" + name, type=kind, size=0, accessible=True)
+        for key, (name, kind) in enumerate([("app01.vmx", "config"), ("app01-home.nvram", "nvram"),
+                                            ("app01.vmdk", "diskDescriptor"), ("vmware.log", "log")])])
     return props
 
 
@@ -53,26 +57,33 @@ def decoded_facts(body):
 @pytest.mark.parametrize("prefix", [b"xsi", b"_XMLSchema-instance"])  # vCenter's prefix, govmomi's
 def test_the_filtered_answer_gives_the_same_facts(prefix):
     body = answer(vm_props()).replace(b"xsi:", prefix + b":").replace(b"xmlns:xsi=", b"xmlns:" + prefix + b"=")
-    filtered = without_unread_devices(body)
+    filtered = without_unread_items(body)
     assert len(filtered) < len(body)
     assert b"VirtualE1000" not in filtered and b"ParaVirtualSCSIController" not in filtered
+    assert b"app01.vmx</name>" not in filtered and b"vmware.log" not in filtered
     full_item, full_facts = decoded_facts(body)
     item, facts = decoded_facts(filtered)
     assert facts == full_facts
     assert facts["vtpm_present"] is True and [disk["key"] for disk in facts["disks"]] == [2000, 2001]
+    assert (facts["nvram_path"], facts["nvram_path_source"]) == ("[ds1] app01/app01-home.nvram", "layout")
+    assert [item.type for item in item.get("layoutEx.file")] == ["nvram"]
     assert [device.key for device in item.get("config.hardware.device")] == [2000, 2001, 11000]
     assert len(full_item.get("config.hardware.device")) == 5
 
 
 def test_devices_written_otherwise_are_left_as_they_are():
     untyped = b"<val><VirtualDevice><key>1</key></VirtualDevice></val>"
-    assert without_unread_devices(untyped) == untyped
+    assert without_unread_items(untyped) == untyped
     no_devices = answer({"name": "app01"})
-    assert without_unread_devices(no_devices) == no_devices
+    assert without_unread_items(no_devices) == no_devices
     empty = b'<val><VirtualDevice xsi:type="VirtualE1000"/><VirtualDevice xsi:type="VirtualTPM"/></val>'
-    assert without_unread_devices(empty) == b'<val><VirtualDevice xsi:type="VirtualTPM"/></val>'
+    assert without_unread_items(empty) == b'<val><VirtualDevice xsi:type="VirtualTPM"/></val>'
     unclosed = b'<val><VirtualDevice xsi:type="VirtualE1000"><key>4000</key>'
-    assert without_unread_devices(unclosed) == unclosed
+    assert without_unread_items(unclosed) == unclosed
+    files = (b"<val><VirtualMachineFileLayoutExFileInfoToo><type>log</type></VirtualMachineFileLayoutExFileInfoToo>"
+             b"<VirtualMachineFileLayoutExFileInfo><type>log</type></VirtualMachineFileLayoutExFileInfo></val>")
+    assert without_unread_items(files) == (b"<val><VirtualMachineFileLayoutExFileInfoToo><type>log</type>"
+                                           b"</VirtualMachineFileLayoutExFileInfoToo></val>")
 
 
 class FakeView:
