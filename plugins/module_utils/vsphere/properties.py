@@ -177,7 +177,7 @@ def _filtered_invoker(collector, answer_filter):
     """
     stub = getattr(collector, "_stub", None)
     if not all(hasattr(stub, name) for name in ("SerializeRequest", "GetConnection", "ReturnConnection",
-                                                  "DropConnections", "path", "cookie", "versionId")):
+                                                  "DropConnections", "path", "cookie", "version", "versionId")):
         return None
 
     def invoke(method, args):
@@ -186,6 +186,7 @@ def _filtered_invoker(collector, answer_filter):
         for modifier in getattr(stub, "requestModifierList", None) or []:
             body = modifier(body)
         headers = {"Cookie": stub.cookie, "SOAPAction": stub.versionId, "Content-Type": "text/xml; charset=UTF-8"}
+        headers.update(getattr(stub, "_customHeaders", None) or {})
         connection = stub.GetConnection()
         try:
             connection.request("POST", stub.path, body, headers)

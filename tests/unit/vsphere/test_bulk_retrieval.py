@@ -178,3 +178,77 @@ def test_a_refusal_is_one_error_and_collection_is_back_on(monkeypatch):
         properties.retrieve_all(client, vim.VirtualMachine, ["name"], chunk_size=2)
     assert gc.isenabled()
     assert client.view.destroyed
+
+
+FAULT = (b'<?xml version="1.0" encoding="UTF-8"?>'
+         b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+         b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault>'
+         b'<faultcode>ServerFaultCode</faultcode><faultstring>no such path: config.nothing</faultstring>'
+         b'<detail><InvalidPropertyFault xmlns="urn:vim25" xsi:type="InvalidProperty"><name>config.nothing</name>'
+         b'</InvalidPropertyFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>')
+
+
+class RecordedStub:
+    """pyVmomi's SOAP stub as the filtered path uses it, answering every POST with one recorded answer."""
+
+    path = "/sdk"
+    cookie = 'vmware_soap_session="52b1"'
+    versionId = '"urn:vim25/8.0.3.0"'
+    version = VmomiSupport.newestVersions.GetName("vim")
+
+    def __init__(self, status, body):
+        self.status, self.body = status, body
+        self.requests = []
+        self.returned = 0
+
+    def SerializeRequest(self, mo, info, args):  # noqa: N802 (pyVmomi's name)
+        return ("%s(%d arguments)" % (info.wsdlName, len(args))).encode()
+
+    def GetConnection(self):  # noqa: N802
+        stub = self
+
+        class Connection:
+            def request(self, method, path, body, headers):
+                stub.requests.append((method, path, body, headers["Cookie"], headers["SOAPAction"]))
+
+            def getresponse(self):
+                return type("Response", (), {"status": stub.status, "read": lambda self_: stub.body})()
+
+        return Connection()
+
+    def ReturnConnection(self, connection):  # noqa: N802
+        self.returned += 1
+
+    def DropConnections(self):  # noqa: N802
+        raise AssertionError("no connection failed")
+
+
+def recorded_collector(status, body):
+    collector = vim.PropertyCollector("propertyCollector")
+    collector._stub = RecordedStub(status, body)
+    return collector
+
+
+def test_the_filtered_path_sends_pyvmomis_request_and_decodes_the_filtered_answer():
+    collector = recorded_collector(200, answer(vm_props()))
+    invoke = properties._filtered_invoker(collector, without_unread_items)
+    result = invoke("RetrievePropertiesEx", [[PC.FilterSpec()], PC.RetrieveOptions(maxObjects=500)])
+    stub = collector._stub
+    assert stub.requests == [("POST", "/sdk", b"RetrievePropertiesEx(2 arguments)", stub.cookie, stub.versionId)]
+    assert stub.returned == 1
+    devices = dict((prop.name, prop.val) for prop in result.objects[0].propSet)["config.hardware.device"]
+    assert [type(device).__name__.split(".")[-1] for device in devices] == ["VirtualDisk", "VirtualDisk", "VirtualTPM"]
+
+
+def test_a_fault_on_the_filtered_path_is_raised_as_pyvmomi_raises_it():
+    invoke = properties._filtered_invoker(recorded_collector(500, FAULT), without_unread_items)
+    with pytest.raises(vmodl.query.InvalidProperty) as raised:
+        invoke("RetrievePropertiesEx", [[PC.FilterSpec()], PC.RetrieveOptions(maxObjects=500)])
+    assert raised.value.name == "config.nothing"
+    with pytest.raises(vmodl.fault.SystemError, match="HTTP 503"):
+        properties._filtered_invoker(recorded_collector(503, b"busy"), without_unread_items)(
+            "ContinueRetrievePropertiesEx", ["token"])
+
+
+def test_a_stub_that_is_not_pyvmomis_soap_stub_gets_the_plain_calls():
+    assert properties._filtered_invoker(FakeCollector({}), without_unread_items) is None
