@@ -51,6 +51,16 @@ options:
         of the backup.
     type: bool
     default: false
+  check_chunk_ids:
+    description:
+      - Also recomputes the id (HMAC-SHA256) of every chunk read, as M(vmcrypt.backup.backup_verify) does.
+      - Every chunk is authenticated either way (AES-GCM with the chunk's id as associated data), so a chunk
+        altered, truncated or copied under another id always fails the import. The id check adds what
+        authentication cannot see, data a writer sealed under a wrong id, at the cost of a hash over every byte
+        restored (about a third of the import's CPU). M(vmcrypt.backup.backup_verify) (the backup role's
+        C(backup_verify=true)) recomputes every id of a backup right after it is written.
+    type: bool
+    default: false
 notes:
   - In check mode VDDK is not loaded and nothing is written; the backup, the VM (power state, disks and their sizes)
     and the transports and privileges are checked as in a run, and the result says which disk goes where.
@@ -150,6 +160,10 @@ disks:
           was written with zeros, C(skipped) O(target_blank) was set.
       type: str
       sample: allocated_blocks
+    chunk_ids_checked:
+      description: Whether every chunk's id was recomputed (O(check_chunk_ids)); null in check mode.
+      type: bool
+      sample: false
     retries:
       description: Connections reopened to resume the disk; null in check mode.
       type: int
@@ -187,7 +201,8 @@ def run(module):
 def main():
     run_module(run, groups=("vsphere", "one_vm", "repository", "vddk"),
                options=dict(backup_id=dict(type="str", required=True), disk_map=dict(type="dict"),
-                            target_blank=dict(type="bool", default=False)))
+                            target_blank=dict(type="bool", default=False),
+                            check_chunk_ids=dict(type="bool", default=False)))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def export_options_from_params(params):
 def import_options_from_params(params):
     return ImportOptions(params["backup_id"], disk_map=params["disk_map"], transports=params["transports"],
                          vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
-                         max_retries=params["max_retries"], target_blank=params["target_blank"])
+                         max_retries=params["max_retries"], target_blank=params["target_blank"],
+                         check_chunk_ids=params["check_chunk_ids"])
 
 
 def run_transfer_job(module, job_class, options):

@@ -86,13 +86,15 @@ def _pieces(ranges, size):
 
 def import_disk(open_target, repository, backup_id, disk_key, progress=None, retryable=(), max_retries=3,
                 retry_delay=1.0, threads=None, sleep=time.sleep, clock=time.monotonic, target_blank=False,
-                warn=None):
+                warn=None, check_chunk_ids=False):
     """Restore disk ``disk_key`` of ``backup_id`` into targets made by ``open_target()``.
 
     ``open_target()`` returns an object with ``write(offset, data)`` and
     ``close()``, optionally ``transport_mode``, ``capacity`` (bytes) and
     ``allocated_extents()`` ([(offset, length)] holding data, or None when
     it cannot tell).  ``warn(text)`` hears when holes are zeroed blind.
+    Every chunk is authenticated; ``check_chunk_ids`` also recomputes each
+    chunk's id (``ChunkStore.get``), as the backup's own verify did.
     Returns the disk's report.
     """
     index = repository.read_manifest(backup_id).disk_index(disk_key)
@@ -129,7 +131,7 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
             def fetch(offset, length, chunk_id):
                 if chunk_id is None:
                     return offset, length, None
-                return offset, length, pool.submit(repository.chunks.get, chunk_id)
+                return offset, length, pool.submit(repository.chunks.get, chunk_id, check_chunk_ids)
             in_flight = collections.deque()
             pending = iter(plan)
             for item in pending:
@@ -170,6 +172,7 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
         "bytes_zeroed": zeroed,
         "bytes_skipped": index.capacity - written - zeroed_inside,
         "target_check": check,
+        "chunk_ids_checked": check_chunk_ids,
         "retries": target.retries,
         "transport": target.transport,
         "duration_seconds": round(duration, 3),

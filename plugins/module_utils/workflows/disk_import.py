@@ -44,13 +44,14 @@ LOGGER = logging.getLogger("vmcrypt.backup.vddk")
 # with several disks is bound by the single-threaded writes of each handle, not by the CPU.
 DISKS_AT_ONCE = 4
 # What a run measures per disk; check mode returns the same keys with these unmeasured (None).
-MEASURED_DISK_KEYS = ("bytes_written", "bytes_zeroed", "bytes_skipped", "target_check", "retries", "transport",
-                      "duration_seconds", "throughput_mib_s")
+MEASURED_DISK_KEYS = ("bytes_written", "bytes_zeroed", "bytes_skipped", "target_check", "chunk_ids_checked", "retries",
+                      "transport", "duration_seconds", "throughput_mib_s")
 
 
 class ImportOptions:
     def __init__(self, backup_id, disk_map=None, transports=("hotadd", "nbdssl"), vddk_libdir=None,
-                 progress_file=None, max_retries=3, retry_delay=2.0, threads=None, target_blank=False):
+                 progress_file=None, max_retries=3, retry_delay=2.0, threads=None, target_blank=False,
+                 check_chunk_ids=False):
         self.backup_id = backup_id
         self.disk_map = dict((str(source), str(target)) for source, target in (disk_map or {}).items())
         self.transports = list(transports)
@@ -62,6 +63,9 @@ class ImportOptions:
         if not isinstance(target_blank, bool):
             raise InvalidArgumentError("target_blank must be true or false, not %r" % (target_blank,))
         self.target_blank = target_blank
+        if not isinstance(check_chunk_ids, bool):
+            raise InvalidArgumentError("check_chunk_ids must be true or false, not %r" % (check_chunk_ids,))
+        self.check_chunk_ids = check_chunk_ids
 
 
 def each_at_once(function, items, at_most):
@@ -133,7 +137,8 @@ class DiskImportJob(TransferJob):
             report = import_disk(endpoint.open, self.repository, manifest.backup_id, source, progress=progress,
                                  retryable=reconnect_cures, max_retries=self.options.max_retries,
                                  retry_delay=self.options.retry_delay, threads=self.options.threads,
-                                 target_blank=self.options.target_blank, warn=self.warn)
+                                 target_blank=self.options.target_blank, warn=self.warn,
+                                 check_chunk_ids=self.options.check_chunk_ids)
             report.update(key=int(source), target=target["key"], target_file=target["file"])
             return report
         with self.repository.reading("restore backup %s" % manifest.backup_id):  # a prune waits for the restore

@@ -142,3 +142,21 @@ def test_any_flipped_byte_or_cut_is_detected(tmp_path_factory, which, position, 
     assert not report["ok"]
     with pytest.raises((IntegrityError, UnsupportedFormatError)):
         read_back(repo, item.backup_id, "2000")
+
+
+def _seal_under(repo, chunk_id, data):
+    """What a buggy writer would store: ``data`` sealed (validly) under another chunk's id."""
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
+    sealed = envelope.seal(repo.chunks.keys, envelope.MAGIC_CHUNK, chunk_id, data)
+    with open(_path(repo, chunk_name(chunk_id)), "wb") as handle:
+        handle.write(sealed)
+
+
+def test_data_sealed_under_a_wrong_id_passes_authentication_and_fails_the_id_check(stored):
+    repo, _backup_id, index = stored
+    wrong = repo.chunks.get(index.entries[1])
+    _seal_under(repo, index.entries[0], wrong)
+    with pytest.raises(IntegrityError, match="does not hash to its id"):
+        repo.chunks.get(index.entries[0])
+    assert repo.chunks.get(index.entries[0], check_id=False) == wrong  # authentic, but not what the id names
+    assert repo.verify()["corrupt_count"] == 1  # verify always recomputes the id

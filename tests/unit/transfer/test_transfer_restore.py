@@ -209,3 +209,21 @@ def test_too_many_write_errors_name_disk_and_offset(repo):
         import_disk(target.open, repo, backup_id, "2000", retryable=(FlakyTarget,), max_retries=2,
                     sleep=lambda s: None)
     assert str(raised.value) == "disk 2000: writing at offset %d failed after 2 retries: connection dropped" % CHUNK
+
+
+def test_check_chunk_ids_refuses_data_a_writer_sealed_under_a_wrong_id(repo):
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
+    image = sparse_image()
+    backup_id = backed_up(repo, image)
+    entries = repo.read_manifest(backup_id).disk_index("2000").entries
+    sealed = envelope.seal(repo.chunks.keys, envelope.MAGIC_CHUNK, entries[20], bytes(CHUNK))  # zeros, not chunk 20
+    with open(os.path.join(repo.backend.root, chunk_name(entries[20])), "wb") as handle:
+        handle.write(sealed)
+    target = MemoryTarget(len(image))
+    with pytest.raises(IntegrityError, match="does not hash to its id"):
+        import_disk(target.open, repo, backup_id, "2000", threads=2, check_chunk_ids=True)
+    assert 20 * CHUNK not in target.writes
+    # without the id check the authentic envelope is trusted: that is the trade the option offers
+    trusting = MemoryTarget(len(image))
+    report = import_disk(trusting.open, repo, backup_id, "2000", threads=2)
+    assert report["chunk_ids_checked"] is False and trusting.image[20 * CHUNK:21 * CHUNK] == bytes(CHUNK)
