@@ -261,12 +261,18 @@ def empty_disk(path, size):
     os.truncate(path, size)
 
 
+CHUNK_SIZE = None  # --chunk-size: the repository's chunk size (None: the library default, 4 MiB)
+
+
 def _fresh_repository(path):
     sys.path.insert(0, COLLECTIONS)
     from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
     from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
     shutil.rmtree(path, ignore_errors=True)
-    Repository.create(path, Credential.from_password(PASSWORD))
+    if CHUNK_SIZE:
+        Repository.create(path, Credential.from_password(PASSWORD), chunk_size=CHUNK_SIZE)
+    else:
+        Repository.create(path, Credential.from_password(PASSWORD))
 
 
 def one_run(bench, restic, size, sparse_size, allocated, change_share, change_area, allocated_file):
@@ -483,6 +489,8 @@ def main():
     parser.add_argument("--change-area-kib", type=int, default=1024,
                         help="size of each changed area in KiB (default 1024)")
     parser.add_argument("--repeat", type=int, default=3, help="runs; medians are reported (default 3)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="the repositories' chunk size in bytes (default: the library's, 4 MiB); for comparisons")
     parser.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown (stage_bench.py)")
     parser.add_argument("--workdir", help="where disks and repositories go (default: a new temp dir)")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "disk_transfer.json"),
@@ -492,6 +500,8 @@ def main():
     if args.job:
         _job_step(json.loads(args.job))
         return
+    global CHUNK_SIZE
+    CHUNK_SIZE = args.chunk_size
     restic = shutil.which("restic")
     if not restic:
         raise SystemExit("restic is not installed: run `make bench-setup`")
@@ -550,7 +560,7 @@ def main():
 
     summary = {
         "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "load_before": load_before,
-        "load_after": load_after, "duration_s": round(time.time() - started), "repeat": args.repeat,
+        "load_after": load_after, "duration_s": round(time.time() - started), "repeat": args.repeat, "chunk_size": CHUNK_SIZE or 4 * MIB,
         "command": " ".join([os.path.basename(sys.executable), "bench/disk_transfer_bench.py"] + sys.argv[1:]),
         "image_bytes": size, "sparse_disk_bytes": sparse_size,
         "change": {"percent": args.change_percent, "area_kib": args.change_area_kib},
