@@ -10,7 +10,10 @@ Side by side in one run against one simulator:
      takes many minutes.
 
 Usage: .venv/bin/python bench/vm_facts_bench.py [--vms 1000] [--guest-info-sample 50]
-Prints a Markdown table and writes bench/results/vm_facts.json.
+Prints a Markdown table and writes bench/results/vm_facts.json.  For rows 1-2
+it also prints the CPU seconds of the simulator process and of the client side
+(this process for row 1, the ansible-playbook processes for row 2), medians of
+the runs, to tell which side bounds the wall time.
 """
 import argparse
 import json
@@ -53,6 +56,34 @@ def timed(function, repeat=1):
         result = function()
         durations.append(time.perf_counter() - start)
     return statistics.median(durations), result
+
+
+def cpu_seconds(pid=None):
+    """User + system CPU seconds of process ``pid`` (Linux /proc), or of this process and its waited-for children."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system + times.children_user + times.children_system
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return sum(int(value) for value in fields[11:15]) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def timed_cpu(function, simulator_pid, repeat):
+    """timed() plus the median CPU seconds of the simulator and of the client side per run."""
+    simulator_cpu, client_cpu = [], []
+
+    def measured():
+        simulator_before, client_before = cpu_seconds(simulator_pid), cpu_seconds()
+        result = function()
+        simulator_cpu.append(cpu_seconds(simulator_pid) - simulator_before)
+        client_cpu.append(cpu_seconds() - client_before)
+        return result
+
+    seconds, result = timed(measured, repeat)
+    return seconds, result, statistics.median(simulator_cpu), statistics.median(client_cpu)
 
 
 def client_for(simulator):
@@ -164,18 +195,22 @@ def main():
     clusters = 4
     simulator = Vcsim(clusters=clusters, hosts_per_cluster=1, vms_per_pool=args.vms // clusters, start_timeout=300)
     rows = []
+    cpu = {}
     with simulator, tempfile.TemporaryDirectory() as workdir:
-        seconds, facts = timed(lambda: one_call(simulator), args.repeat)
+        pid = simulator.process.pid
+        seconds, facts, cpu["module_utils"], cpu["module_utils_client"] = timed_cpu(
+            lambda: one_call(simulator), pid, args.repeat)
         count = len(facts)
         rows.append(("vmcrypt.backup module_utils, one PropertyCollector + one PBM call", count, seconds, seconds))
         in_process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        seconds = timed(lambda: module_run(simulator, workdir), args.repeat)[0]
+        seconds, _result, cpu["task"], cpu["task_client"] = timed_cpu(
+            lambda: module_run(simulator, workdir), pid, args.repeat)
         rows.append(("vmcrypt.backup.vm_crypto_info in ansible-playbook (whole task)", count, seconds, seconds))
         # the largest process of the task runs (ansible-playbook, the module): every one is waited for by now
         task_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         if not args.ours_only:
             run_peers(simulator, args, facts, count, workdir, rows)
-    print_rows(rows, count, in_process_peak, task_peak)
+    print_rows(rows, count, in_process_peak, task_peak, cpu)
 
 
 def run_peers(simulator, args, facts, count, workdir, rows):
@@ -194,7 +229,7 @@ def run_peers(simulator, args, facts, count, workdir, rows):
               file=sys.stderr)
 
 
-def print_rows(rows, count, in_process_peak, task_peak):
+def print_rows(rows, count, in_process_peak, task_peak, cpu):
     fastest = rows[0][3]
     print("| method | VMs measured | measured s | s for %d VMs | vs one call |" % count)
     print("|---|---|---|---|---|")
@@ -202,9 +237,12 @@ def print_rows(rows, count, in_process_peak, task_peak):
         print("| %s | %d | %.2f | %.2f | %.1fx |" % (name, measured, seconds, scaled, scaled / fastest))
     print("peak RSS: in process (this benchmark, module_utils call) %.0f MiB; largest process of the task runs "
           "%.0f MiB" % (in_process_peak / 1048576.0, task_peak / 1048576.0))
+    print("CPU s per run (medians): row 1 simulator %.2f, client %.2f; row 2 simulator %.2f, ansible-playbook %.2f"
+          % (cpu["module_utils"], cpu["module_utils_client"], cpu["task"], cpu["task_client"]))
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "vm_facts.json"), "w") as handle:
         json.dump({"vms": count, "peak_rss_bytes": {"in_process": in_process_peak, "task": task_peak},
+                   "cpu_seconds_per_run": cpu,
                    "rows": [dict(zip(("method", "measured_vms", "seconds", "scaled_seconds"), row)) for row in rows]},
                   handle, indent=2)
 
