@@ -176,8 +176,9 @@ def _filtered_invoker(collector, answer_filter):
     pyVmomi's SOAP stub (the plain calls are used then).
     """
     stub = getattr(collector, "_stub", None)
-    if not all(hasattr(stub, name) for name in ("SerializeRequest", "GetConnection", "ReturnConnection",
-                                                  "DropConnections", "path", "cookie", "version", "versionId")):
+    used = ("SerializeRequest", "GetConnection", "ReturnConnection", "DropConnections", "path", "cookie", "version",
+            "versionId")
+    if not all(hasattr(stub, name) for name in used):
         return None
 
     def invoke(method, args):
