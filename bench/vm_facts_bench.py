@@ -1,7 +1,8 @@
 """Benchmark: encryption facts of 1,000 simulated VMs, one call versus per VM.
 
 Side by side in one run against one simulator:
-  1. vmcrypt.backup's module_utils (one PropertyCollector call + one PBM call),
+  1. vmcrypt.backup's module_utils (PropertyCollector: one listing, then the
+     VMs' paths in chunks of 500, two requests in flight; one PBM call),
   2. the same through the vm_crypto_info module in ansible-playbook,
   3. a per-VM pyVmomi attribute walk (vm.config, vm.layoutEx, vm.snapshot, ...),
   4. community.vmware's vmware_guest_info, one module run per VM, asking for
@@ -201,7 +202,7 @@ def main():
         seconds, facts, cpu["module_utils"], cpu["module_utils_client"] = timed_cpu(
             lambda: one_call(simulator), pid, args.repeat)
         count = len(facts)
-        rows.append(("vmcrypt.backup module_utils, one PropertyCollector + one PBM call", count, seconds, seconds))
+        rows.append(("vmcrypt.backup module_utils, PropertyCollector in chunks + one PBM call", count, seconds, seconds))
         in_process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         seconds, _result, cpu["task"], cpu["task_client"] = timed_cpu(
             lambda: module_run(simulator, workdir), pid, args.repeat)

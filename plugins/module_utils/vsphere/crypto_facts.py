@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: vmcrypt.backup contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Encryption facts of VMs, from one PropertyCollector call and one PBM call.
+"""Encryption facts of VMs, from PropertyCollector reads of many VMs at once and one PBM call.
 
 What a backup of an encrypted VM must carry (the guide's "Recommendations for
 VM Home"): ConfigInfo.keyId, the encryption.bundle of extraConfig, the

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: vmcrypt.backup contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Explicit property paths for many objects in one PropertyCollector call.
+"""Explicit property paths for many objects in one PropertyCollector call (in chunks for thousands).
 
 Reading attributes of managed objects one by one costs a round trip each;
 RetrievePropertiesEx returns the named paths of every object at once, in
