@@ -20,7 +20,6 @@ __metaclass__ = type
 import contextlib
 import gc
 import io
-from concurrent.futures import ThreadPoolExecutor
 
 try:
     from pyVmomi import vim, vmodl
@@ -28,6 +27,7 @@ try:
 except ImportError:  # the module wrapper reports the missing library
     pass
 
+from ansible_collections.vmcrypt.backup.plugins.module_utils.at_once import each_at_once
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError, VmcryptError
 
 PAGE_SIZE = 500
@@ -124,10 +124,7 @@ def retrieve_all(client, obj_type, paths, container=None, recursive=True, chunk_
     chunks = [members[start:start + chunk_size] for start in range(0, len(members), chunk_size)]
     try:
         with without_cycle_collection():
-            if len(chunks) < 2 or in_flight < 2:
-                answers = [read_chunk(chunk) for chunk in chunks]
-            else:
-                answers = _concurrently(read_chunk, chunks, in_flight)
+            answers = each_at_once(read_chunk, chunks, in_flight)
     except vmodl.MethodFault as fault:
         raise VmcryptError("PropertyCollector refused paths %s: %s" % (", ".join(paths), fault.msg or type(fault).__name__))
     return [item for answer in answers for item in answer]
@@ -149,18 +146,6 @@ def without_cycle_collection():
     finally:
         if collecting:
             gc.enable()
-
-
-def _concurrently(function, arguments, workers):
-    """[function(argument) for argument in arguments], ``workers`` at a time; the first error stops the rest."""
-    executor = ThreadPoolExecutor(max_workers=workers)
-    try:
-        results = list(executor.map(function, arguments))
-    except BaseException:
-        executor.shutdown(wait=True, cancel_futures=True)
-        raise
-    executor.shutdown(wait=True)
-    return results
 
 
 def _vanished(item):

@@ -24,8 +24,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.vmcrypt.backup.plugins.module_utils.at_once import each_at_once
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, NotFoundError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import (
     TransferJob,
@@ -66,15 +66,6 @@ class ImportOptions:
         if not isinstance(check_chunk_ids, bool):
             raise InvalidArgumentError("check_chunk_ids must be true or false, not %r" % (check_chunk_ids,))
         self.check_chunk_ids = check_chunk_ids
-
-
-def each_at_once(function, items, at_most):
-    """[function(item)] in order, up to ``at_most`` at a time; the first failure (in order) is raised after all ran."""
-    if len(items) <= 1 or at_most <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(at_most, len(items))) as pool:
-        futures = [pool.submit(function, item) for item in items]
-    return [future.result() for future in futures]
 
 
 class DiskImportJob(TransferJob):

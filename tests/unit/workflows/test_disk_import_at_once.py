@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import each_at_once
+from ansible_collections.vmcrypt.backup.plugins.module_utils.at_once import each_at_once
 
 
 def test_disks_run_at_the_same_time_and_reports_keep_the_disks_order():
