@@ -196,8 +196,9 @@ class Bench(object):
         spec = {"kind": kind, "vm": self.vms[name]["moid"], "repository": repository, "host": self.vcsim.host,
                 "port": self.vcsim.port, "username": self.vcsim.username, "password": self.vcsim.password,
                 "libdir": self.libdir, "snapshot": snapshot, "backup_id": backup_id}
-        wall, rss, out = _measure([sys.executable, os.path.abspath(__file__), "--job", json.dumps(spec)],
-                                  env=self.env, isolate_rss=True)
+        # the spec holds vCenter's password: the environment, not the command line, carries it
+        wall, rss, out = _measure([sys.executable, os.path.abspath(__file__), "--job"],
+                                  env=dict(self.env, VMCRYPT_BENCH_JOB=json.dumps(spec)), isolate_rss=True)
         return wall, rss, json.loads(out.strip().splitlines()[-1])
 
     def export(self, name, repository):
@@ -267,12 +268,12 @@ CHUNK_SIZE = None  # --chunk-size: the repository's chunk size (None: the librar
 def _fresh_repository(path):
     sys.path.insert(0, COLLECTIONS)
     from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import (
+        DEFAULT_CHUNK_SIZE,
+        Repository,
+    )
     shutil.rmtree(path, ignore_errors=True)
-    if CHUNK_SIZE:
-        Repository.create(path, Credential.from_password(PASSWORD), chunk_size=CHUNK_SIZE)
-    else:
-        Repository.create(path, Credential.from_password(PASSWORD))
+    Repository.create(path, Credential.from_password(PASSWORD), chunk_size=CHUNK_SIZE or DEFAULT_CHUNK_SIZE)
 
 
 def one_run(bench, restic, size, sparse_size, allocated, change_share, change_area, allocated_file):
@@ -495,10 +496,10 @@ def main():
     parser.add_argument("--workdir", help="where disks and repositories go (default: a new temp dir)")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "disk_transfer.json"),
                         help="figures as JSON (default bench/results/disk_transfer.json)")
-    parser.add_argument("--job", help=argparse.SUPPRESS)
+    parser.add_argument("--job", action="store_true", help=argparse.SUPPRESS)  # one job, spec in VMCRYPT_BENCH_JOB
     args = parser.parse_args()
     if args.job:
-        _job_step(json.loads(args.job))
+        _job_step(json.loads(os.environ["VMCRYPT_BENCH_JOB"]))
         return
     global CHUNK_SIZE
     CHUNK_SIZE = args.chunk_size
@@ -560,7 +561,8 @@ def main():
 
     summary = {
         "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "load_before": load_before,
-        "load_after": load_after, "duration_s": round(time.time() - started), "repeat": args.repeat, "chunk_size": CHUNK_SIZE or 4 * MIB,
+        "load_after": load_after, "duration_s": round(time.time() - started), "repeat": args.repeat,
+        "chunk_size": CHUNK_SIZE,  # null: the library's default
         "command": " ".join([os.path.basename(sys.executable), "bench/disk_transfer_bench.py"] + sys.argv[1:]),
         "image_bytes": size, "sparse_disk_bytes": sparse_size,
         "change": {"percent": args.change_percent, "area_kib": args.change_area_kib},
