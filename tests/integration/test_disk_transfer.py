@@ -13,6 +13,7 @@ from pyVmomi import vim
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.structs import VIX_ASYNC
 
 from estate import wait_for_task
 from playbook import run_playbook
@@ -340,7 +341,7 @@ def test_import_refuses_a_bad_plan_before_writing(tmp_path, vcsim, estate, disks
                                 % (TARGET, 8 * MIB, 16 * MIB))
     missing = import_with(disk_map={"2000": "2999"})
     assert missing["_status"] == "failed" and missing["msg"] == "VM %s has no disk 2999; it has 2000, 2001" % TARGET
-    assert [call["call"] for call in double.calls() if call["call"] == "Write"] == []
+    assert [call["call"] for call in double.calls() if call["call"] in ("Write", "WriteAsync")] == []
     for key in (2000, 2001):
         assert os.path.getsize(disks[(TARGET, key)][0]) == 0  # nothing written
 
@@ -389,6 +390,24 @@ def test_import_into_disks_full_of_other_data_leaves_none_of_it(tmp_path, vcsim,
     assert all(disk["target_check"] == "unavailable" and disk["bytes_skipped"] == 0 for disk in result["disks"])
 
 
+def test_import_writes_again_what_was_queued_on_a_lost_connection(tmp_path, vcsim, estate, disks, double, repository,
+                                                                  source_vm):
+    backup_id = exported(tmp_path, vcsim, double, repository)
+    fill_with_other_data(disks)
+    # every connection is lost after its 40th write (disk 2000 has 64, 2001 has 32), with up to four more queued:
+    # those never reach the disk, and only writing them again on the next connection leaves the target as the source
+    double.write(fault__drop_after_writes=40, fault__write_delay_ms=5)
+    run, result = import_into_target(tmp_path, vcsim, double, repository, backup_id)
+    assert result["_status"] == "ok", run.output
+    assert_targets_equal_sources(disks)
+    reports = dict((disk["key"], disk) for disk in result["disks"])
+    assert reports[2000]["retries"] >= 1
+    # the write that met the lost connection was queued on the first connection and again on the second
+    sectors = [call["startSector"] for call in double.calls("WriteAsync")
+               if call["result"] == VIX_ASYNC and call["path"].endswith("plain-vm01.vmdk")]
+    assert len(sectors) > len(set(sectors))
+
+
 def test_import_zeroes_only_the_holes_over_old_data(tmp_path, vcsim, estate, disks, double, repository, source_vm):
     backup_id = exported(tmp_path, vcsim, double, repository)
     fill_with_other_data(disks, quarters=3)  # the last quarter of each target disk is a hole
@@ -405,8 +424,8 @@ def test_import_zeroes_only_the_holes_over_old_data(tmp_path, vcsim, estate, dis
     entries = double.calls()
     first = [number for number, call in enumerate(entries) if call["call"] == "ConnectEx" and call["readOnly"] == 0]
     assert len(first) == 2 and all(entries[number]["snapshotRef"] is None for number in first)
-    calls = [call["call"] for call in entries[first[0]:] if call["call"] in ("QueryAllocatedBlocks", "Write")]
-    assert calls[0] == "QueryAllocatedBlocks" and calls.count("Write") > 0
+    calls = [call["call"] for call in entries[first[0]:] if call["call"] in ("QueryAllocatedBlocks", "WriteAsync")]
+    assert calls[0] == "QueryAllocatedBlocks" and calls.count("WriteAsync") > 0
 
 
 def test_import_where_vddk_cannot_list_blocks_zeroes_every_hole_with_a_warning(tmp_path, vcsim, estate, disks,
@@ -444,5 +463,5 @@ def test_a_disk_in_use_cannot_be_written_and_is_left_as_it_was(tmp_path, vcsim, 
     run, result = import_into_target(tmp_path, vcsim, double, repository, backup_id)
     assert result["_status"] == "failed"
     assert "The file is already in use" in result["msg"] and "\n" not in result["msg"]
-    assert double.calls("Write") == []
+    assert double.calls("Write") == [] and double.calls("WriteAsync") == []
     assert content(*disks[(TARGET, 2000)]) == before

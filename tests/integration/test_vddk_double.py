@@ -415,6 +415,64 @@ def test_writes_bypass_the_page_cache_like_vmfs_unless_told(library, client, est
     assert [c["cache"] for c in double.calls("Write")] == ["direct" if direct else "buffered"] * 2
 
 
+# -- queued writes: WriteAsync, its callback on another thread, Wait ---------------------------------------------------
+def test_queued_writes_keep_several_in_flight_and_land_in_order(library, client, estate, double, disks):
+    disk = disks[1]
+    double.write(fault__write_delay_ms=30)  # slow enough that the queue fills
+    chunks = [pattern(20 + number, CHUNK) for number in range(6)]
+    with connect(library, client, estate, snapshot_moref=None, read_only=False) as conn:
+        with conn.open_disk(disk["path"]) as vddk_disk:
+            assert vddk_disk.writes_queue and vddk_disk.writes_in_flight == 4
+            for number, data in enumerate(chunks):
+                vddk_disk.queue_write(number * CHUNK // SECTOR, data)
+            # a read on the handle comes after the writes queued before it
+            assert bytes(vddk_disk.read(0, bytearray(6 * CHUNK))) == b"".join(chunks)
+            vddk_disk.wait_writes()
+            assert vddk_disk.unfinished_writes() == []
+    with open(disk["flat"], "rb") as handle:
+        assert handle.read(6 * CHUNK) == b"".join(chunks)
+    queued = double.calls("WriteAsync")
+    assert [(c["startSector"], c["result"]) for c in queued] == [
+        (number * CHUNK // SECTOR, structs.VIX_ASYNC) for number in range(6)]
+    assert double.calls("Write") == [] and len(double.calls("Wait")) == 1
+
+
+def test_a_failed_queued_write_is_raised_with_its_sector_and_kept_for_a_retry(library, client, estate, double,
+                                                                               disks):
+    disk = disks[1]
+    double.write(fault__write_error_offset=2 * CHUNK + 5)
+    first, second, third = (pattern(30 + number, CHUNK) for number in range(3))
+    with connect(library, client, estate, snapshot_moref=None, read_only=False) as conn:
+        with conn.open_disk(disk["path"]) as vddk_disk:
+            for number, data in enumerate((first, second, third)):
+                vddk_disk.queue_write(number * CHUNK // SECTOR, data)
+            with pytest.raises(VddkError) as caught:
+                vddk_disk.wait_writes()
+            assert str(caught.value) == (
+                "writing %d sectors at sector %d of %s: VixDiskLib_WriteAsync failed: The disk is not accessible or "
+                "an I/O error occurred (VIX error %d); the host could not read or write the disk" % (CHUNK // SECTOR, 2 * CHUNK // SECTOR, disk["path"],
+                                                         structs.VIX_E_DISK_NOIO))
+            assert [(sector, bytes(data)) for sector, data in vddk_disk.unfinished_writes()] == [
+                (2 * CHUNK // SECTOR, third)]
+            with pytest.raises(VddkError):  # nothing more is queued on a handle with a failed write
+                vddk_disk.queue_write(3 * CHUNK // SECTOR, first)
+    assert [c["startSector"] for c in double.calls("WriteAsync")] == [0, 128, 256]
+
+
+def test_one_write_in_flight_or_no_write_async_means_plain_writes(library, client, estate, double, disks,
+                                                                 monkeypatch):
+    disk = disks[1]
+    with connect(library, client, estate, snapshot_moref=None, read_only=False) as conn:
+        with conn.open_disk(disk["path"]) as vddk_disk:
+            vddk_disk.writes_in_flight = 1
+            vddk_disk.queue_write(0, pattern(40, CHUNK))
+            vddk_disk.writes_in_flight = 4
+            monkeypatch.setattr(library.api, "VixDiskLib_WriteAsync", None)  # a VDDK build without it
+            vddk_disk.queue_write(CHUNK // SECTOR, pattern(41, CHUNK))
+            vddk_disk.wait_writes()
+    assert [c["startSector"] for c in double.calls("Write")] == [0, 128] and double.calls("WriteAsync") == []
+
+
 def test_read_write_needs_a_read_write_connection(library, client, estate, double, disks):
     with connect(library, client, estate) as conn:
         with pytest.raises(InvalidArgumentError):

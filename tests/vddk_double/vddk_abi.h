@@ -27,7 +27,8 @@ enum {
     VIX_E_DISK_NOINIT = 16001,
     VIX_E_DISK_NOIO = 16002,
     VIX_E_DISK_OUTOFRANGE = 16007,
-    VIX_E_CANNOT_CONNECT_TO_HOST = 18000
+    VIX_E_CANNOT_CONNECT_TO_HOST = 18000,
+    VIX_ASYNC = 25000  /* not an error: WriteAsync/ReadAsync queued the request */
 };
 
 #define VIXDISKLIB_FLAG_OPEN_READ_ONLY 4u
@@ -36,6 +37,7 @@ enum {
 #define VIXDISKLIB_MAX_CHUNK_NUMBER (512u * 1024u)
 
 typedef void VixDiskLibGenericLogFunc(const char *fmt, va_list args);
+typedef void (*VixDiskLibCompletionCB)(void *cbData, VixError result);
 
 typedef enum {
     VIXDISKLIB_CRED_UID = 1,

@@ -23,6 +23,8 @@
  *   fault.drop_after_reads=N         after N reads the connection is lost
  *   fault.read_delay_ms=MS           every Read sleeps this long
  *   fault.write_delay_ms=MS          every Write sleeps this long (a slow target datastore)
+ *   fault.write_error_offset=BYTES   a Write covering this byte fails (VIX_E_DISK_NOIO)
+ *   fault.drop_after_writes=N        after N writes the connection is lost
  *   fault.query_blocks=unsupported   QueryAllocatedBlocks fails with code 6 (storage
  *                                    other than VMFS/vSAN); =whole: one extent
  *                                    covering the whole range asked
@@ -50,7 +52,14 @@
  * active use (its VM powered on) cannot be opened for writing ("You cannot get
  * write access to a virtual disk that is in active use", VDDK 8 programming
  * guide, "Low Level Restore Procedures"); a restore over NBDSSL or HotAdd needs
- * no restore snapshot (same section: "the restore snapshot is optional").
+ * no restore snapshot (same section: "the restore snapshot is optional");
+ * WriteAsync returns VIX_ASYNC once the request is queued, and its callback
+ * runs later on a library thread, not the caller's (nbdkit's VDDK plugin
+ * signals a condition variable from it for that reason); Wait returns when
+ * every queued request of the handle has completed.  Requests run in order on
+ * one I/O thread per handle ("the host"), and callbacks run on another (the
+ * client's poll thread), so a slow callback delays the next notification, not
+ * the next write.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -96,6 +105,8 @@ struct config {
     long drop_after_reads;
     long read_delay_ms;
     long write_delay_ms;
+    long long write_error_offset;
+    long drop_after_writes;
     char query_blocks[32];
     long access_busy;
     char fallback_mode[16];
@@ -110,6 +121,7 @@ struct connection {
     char *transports;
     int read_only;
     long reads;
+    long writes;
     int lost;
     int thumbprint_ok;
 };
@@ -125,6 +137,27 @@ struct disk {
     int read_only;
     const char *mode;
     char *path;
+    struct async_queue *aio;  /* WriteAsync's threads and queues, made at the first WriteAsync */
+};
+
+struct async_request {
+    struct async_request *next;
+    uint64_t start, count;
+    const unsigned char *buffer;
+    VixDiskLibCompletionCB callback;
+    void *data;
+    VixError result;
+};
+
+/* Queued requests go to the I/O thread, done ones to the callback thread; pending counts
+ * both, until the callback has returned. */
+struct async_queue {
+    pthread_mutex_t mutex;
+    pthread_cond_t changed;
+    struct async_request *queued, *queued_tail, *done, *done_tail;
+    long pending;
+    int stopping;
+    pthread_t io_thread, callback_thread;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -159,6 +192,7 @@ static void config_clear(void)
     free(cfg.log_path);
     memset(&cfg, 0, sizeof cfg);
     cfg.read_error_offset = -1;
+    cfg.write_error_offset = -1;
     cfg.max_request = DEFAULT_MAX_REQUEST;
     strcpy(cfg.fallback_mode, "nbdssl");
 }
@@ -225,6 +259,10 @@ static void config_load(void)
             cfg.read_delay_ms = atol(value);
         } else if (strcmp(key, "fault.write_delay_ms") == 0) {
             cfg.write_delay_ms = atol(value);
+        } else if (strcmp(key, "fault.write_error_offset") == 0) {
+            cfg.write_error_offset = atoll(value);
+        } else if (strcmp(key, "fault.drop_after_writes") == 0) {
+            cfg.drop_after_writes = atol(value);
         } else if (strcmp(key, "fault.query_blocks") == 0) {
             snprintf(cfg.query_blocks, sizeof cfg.query_blocks, "%s", value);
         } else if (strcmp(key, "fault.access_busy") == 0) {
@@ -977,6 +1015,9 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
     return result;
 }
 
+static void async_drain(struct disk *disk);
+static void async_stop(struct disk *disk);
+
 static struct disk *valid_disk(void *handle)
 {
     struct disk *disk = handle;
@@ -994,6 +1035,8 @@ EXPORT VixError VixDiskLib_Close(void *handle)
     struct record r;
     struct disk *disk = valid_disk(handle);
     VixError result = VIX_OK;
+    if (disk != NULL)
+        async_stop(disk);  /* requests still queued complete, and their callbacks run, first */
     pthread_mutex_lock(&lock);
     rec_begin(&r, "Close");
     if (disk == NULL) {
@@ -1076,6 +1119,7 @@ EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, un
     unsigned long long nfc_refusal = 0;
     long delay;
 
+    async_drain(disk);  /* a read sees the writes queued before it */
     pthread_mutex_lock(&lock);
     if (disk == NULL || buffer == NULL)
         result = VIX_E_INVALID_ARG;
@@ -1157,14 +1201,14 @@ static int direct_write(struct disk *disk, uint64_t start, size_t want, const un
     return 0;
 }
 
-EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, const unsigned char *buffer)
+/* Whether a Write may start: the checks a request meets when it is made (a WriteAsync's before
+ * VIX_ASYNC is returned).  Logs the call under the global lock. */
+static VixError write_admit(struct disk *disk, const char *call, uint64_t start, uint64_t count,
+                            const unsigned char *buffer, VixError admitted)
 {
     struct record r;
-    struct disk *disk = valid_disk(handle);
     VixError result = VIX_OK;
     unsigned long long nfc_refusal = 0;
-    size_t want, done = 0;
-    long delay;
 
     pthread_mutex_lock(&lock);
     if (disk == NULL || buffer == NULL)
@@ -1178,15 +1222,42 @@ EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, c
         result = VIX_E_OUT_OF_MEMORY;
     } else
         result = check_range(disk, start, count);
-    delay = cfg.write_delay_ms;
-    rec_begin(&r, "Write");
+    rec_begin(&r, call);
+    rec_string(&r, "path", disk != NULL ? disk->path : NULL);
     rec_number(&r, "startSector", start);
     rec_number(&r, "numSectors", count);
     rec_string(&r, "cache", disk != NULL && disk->direct_fd >= 0 ? "direct" : "buffered");
-    rec_end(&r, result);
+    rec_end(&r, result == VIX_OK ? admitted : result);
     pthread_mutex_unlock(&lock);
     if (nfc_refusal)
         nfc_error(nfc_refusal);
+    return result;
+}
+
+/* The write itself, on an admitted request: the connection may have been lost since, and the
+ * faults of the configuration apply here. */
+static VixError write_perform(struct disk *disk, uint64_t start, uint64_t count, const unsigned char *buffer)
+{
+    VixError result = VIX_OK;
+    size_t want, done = 0;
+    long delay;
+
+    pthread_mutex_lock(&lock);
+    if (disk->conn->lost) {
+        result = VIX_E_HOST_TCP_CONN_LOST;
+    } else {
+        disk->conn->writes++;
+        if (cfg.drop_after_writes > 0 && disk->conn->writes > cfg.drop_after_writes) {
+            disk->conn->lost = 1;
+            result = VIX_E_HOST_TCP_CONN_LOST;
+        } else if (cfg.write_error_offset >= 0
+                   && (uint64_t)cfg.write_error_offset >= start * VIXDISKLIB_SECTOR_SIZE
+                   && (uint64_t)cfg.write_error_offset < (start + count) * VIXDISKLIB_SECTOR_SIZE) {
+            result = VIX_E_DISK_NOIO;
+        }
+    }
+    delay = cfg.write_delay_ms;
+    pthread_mutex_unlock(&lock);
     if (result != VIX_OK)
         return result;
     if (delay > 0) {
@@ -1215,6 +1286,175 @@ EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, c
         done += (size_t)put;
     }
     return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, const unsigned char *buffer)
+{
+    struct disk *disk = valid_disk(handle);
+    VixError result = write_admit(disk, "Write", start, count, buffer, VIX_OK);
+    if (result != VIX_OK)
+        return result;
+    async_drain(disk);  /* a synchronous write comes after the queued ones */
+    return write_perform(disk, start, count, buffer);
+}
+
+/* ---- WriteAsync and Wait ------------------------------------------------ */
+
+static void *async_io_main(void *arg)
+{
+    struct disk *disk = arg;
+    struct async_queue *q = disk->aio;
+    pthread_mutex_lock(&q->mutex);
+    for (;;) {
+        struct async_request *request;
+        while (q->queued == NULL && !q->stopping)
+            pthread_cond_wait(&q->changed, &q->mutex);
+        if (q->queued == NULL)
+            break;
+        request = q->queued;
+        q->queued = request->next;
+        if (q->queued == NULL)
+            q->queued_tail = NULL;
+        pthread_mutex_unlock(&q->mutex);
+        request->result = write_perform(disk, request->start, request->count, request->buffer);
+        pthread_mutex_lock(&q->mutex);
+        request->next = NULL;
+        if (q->done_tail != NULL)
+            q->done_tail->next = request;
+        else
+            q->done = request;
+        q->done_tail = request;
+        pthread_cond_broadcast(&q->changed);
+    }
+    pthread_mutex_unlock(&q->mutex);
+    return NULL;
+}
+
+static void *async_callback_main(void *arg)
+{
+    struct async_queue *q = arg;
+    pthread_mutex_lock(&q->mutex);
+    for (;;) {
+        struct async_request *request;
+        while (q->done == NULL && !(q->stopping && q->pending == 0))
+            pthread_cond_wait(&q->changed, &q->mutex);
+        if (q->done == NULL)
+            break;
+        request = q->done;
+        q->done = request->next;
+        if (q->done == NULL)
+            q->done_tail = NULL;
+        pthread_mutex_unlock(&q->mutex);
+        request->callback(request->data, request->result);
+        free(request);
+        pthread_mutex_lock(&q->mutex);
+        q->pending--;
+        pthread_cond_broadcast(&q->changed);
+    }
+    pthread_mutex_unlock(&q->mutex);
+    return NULL;
+}
+
+static struct async_queue *async_start(struct disk *disk)
+{
+    struct async_queue *q;
+    if (disk->aio != NULL)
+        return disk->aio;
+    if ((q = calloc(1, sizeof *q)) == NULL)
+        return NULL;
+    pthread_mutex_init(&q->mutex, NULL);
+    pthread_cond_init(&q->changed, NULL);
+    disk->aio = q;
+    if (pthread_create(&q->io_thread, NULL, async_io_main, disk) != 0) {
+        disk->aio = NULL;
+        free(q);
+        return NULL;
+    }
+    if (pthread_create(&q->callback_thread, NULL, async_callback_main, q) != 0) {
+        pthread_mutex_lock(&q->mutex);
+        q->stopping = 1;
+        pthread_cond_broadcast(&q->changed);
+        pthread_mutex_unlock(&q->mutex);
+        pthread_join(q->io_thread, NULL);
+        disk->aio = NULL;
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* Until every request queued on the disk has run and its callback returned. */
+static void async_drain(struct disk *disk)
+{
+    struct async_queue *q = disk != NULL ? disk->aio : NULL;
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->mutex);
+    while (q->pending > 0)
+        pthread_cond_wait(&q->changed, &q->mutex);
+    pthread_mutex_unlock(&q->mutex);
+}
+
+static void async_stop(struct disk *disk)
+{
+    struct async_queue *q = disk->aio;
+    if (q == NULL)
+        return;
+    async_drain(disk);
+    pthread_mutex_lock(&q->mutex);
+    q->stopping = 1;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->mutex);
+    pthread_join(q->io_thread, NULL);
+    pthread_join(q->callback_thread, NULL);
+    pthread_cond_destroy(&q->changed);
+    pthread_mutex_destroy(&q->mutex);
+    free(q);
+    disk->aio = NULL;
+}
+
+EXPORT VixError VixDiskLib_WriteAsync(void *handle, uint64_t start, uint64_t count, const unsigned char *buffer,
+                                      VixDiskLibCompletionCB callback, void *data)
+{
+    struct disk *disk = valid_disk(handle);
+    struct async_request *request;
+    struct async_queue *q;
+    VixError result = callback == NULL ? VIX_E_INVALID_ARG
+                                       : write_admit(disk, "WriteAsync", start, count, buffer, VIX_ASYNC);
+    if (result != VIX_OK)
+        return result;
+    if ((request = calloc(1, sizeof *request)) == NULL || (q = async_start(disk)) == NULL) {
+        free(request);
+        return VIX_E_OUT_OF_MEMORY;
+    }
+    request->start = start;
+    request->count = count;
+    request->buffer = buffer;
+    request->callback = callback;
+    request->data = data;
+    pthread_mutex_lock(&q->mutex);
+    if (q->queued_tail != NULL)
+        q->queued_tail->next = request;
+    else
+        q->queued = request;
+    q->queued_tail = request;
+    q->pending++;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->mutex);
+    return VIX_ASYNC;
+}
+
+EXPORT VixError VixDiskLib_Wait(void *handle)
+{
+    struct record r;
+    struct disk *disk = valid_disk(handle);
+    if (disk != NULL)
+        async_drain(disk);
+    pthread_mutex_lock(&lock);
+    rec_begin(&r, "Wait");
+    rec_end(&r, disk == NULL ? VIX_E_INVALID_ARG : VIX_OK);
+    pthread_mutex_unlock(&lock);
+    return disk == NULL ? VIX_E_INVALID_ARG : VIX_OK;
 }
 
 EXPORT VixError VixDiskLib_Flush(void *handle)

@@ -6,6 +6,10 @@
 Export (reads) and import (writes) resume the same way: close what is left
 of the connection, wait longer each time, open a new one, do the same I/O
 again.  Errors no reconnect cures name the disk and the offset.
+
+A handle that queues writes (``unfinished_writes()``) may lose some that
+were queued before the failing call: when it is closed they are carried
+over and written first on the next handle, before the call is redone.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,6 +34,7 @@ class ReconnectingDisk:
         self.retries = 0
         self.transport = None
         self._handle = None
+        self._carried = []  # (offset, data) queued on a lost handle, not known to be written
 
     def _retry(self, offset, error):
         self.retries += 1
@@ -52,6 +57,7 @@ class ReconnectingDisk:
                     continue
                 self.transport = getattr(self._handle, "transport_mode", None) or self.transport
             try:
+                self._write_carried()
                 return operation(self._handle)
             except VmcryptError as error:
                 if not self.retryable(error):
@@ -63,6 +69,12 @@ class ReconnectingDisk:
                     raise
                 self._retry(offset, error)
 
+    def _write_carried(self):
+        while self._carried:
+            offset, data = self._carried[0]
+            self._handle.write(offset, data)
+            self._carried.pop(0)
+
     def close(self):
         handle, self._handle = self._handle, None
         if handle is not None:
@@ -72,3 +84,7 @@ class ReconnectingDisk:
                 if not self.retryable(error):
                     raise
                 # the connection is already gone; a new one may follow
+            finally:
+                unfinished = getattr(handle, "unfinished_writes", None)
+                if unfinished is not None:
+                    self._carried = sorted(unfinished() + self._carried, key=lambda item: item[0])

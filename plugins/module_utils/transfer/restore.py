@@ -19,8 +19,10 @@ past the backup's capacity), whatever it held before:
   reads as zeros everywhere (a disk it has just created), so holes are
   never written.
 
-The target (a VDDK disk handle) is used from one thread only; a retryable
-error reopens it and does the same I/O again (writes are idempotent).
+The target (a VDDK disk handle) is used from one thread only, with several
+writes queued on it (VDDK WriteAsync) while the next chunks are decoded; a
+retryable error reopens it, writes again what was queued and not known
+written, and does the same I/O again (writes are idempotent).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -76,6 +78,12 @@ def stale_ranges(stored, allocated, end):
                 result.append((position, current[0] - position))
             position = current[0] + current[1]
     return merged_ranges(result)
+
+
+def _finish_writes(handle):
+    finish = getattr(handle, "finish_writes", None)
+    if finish is not None:
+        finish()
 
 
 def _pieces(ranges, size):
@@ -156,6 +164,8 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
                 for item in pending:
                     in_flight.append(fetch(*item))
                     break
+        # queued writes (VDDK WriteAsync) are done, or their failures retried, before the disk counts as written
+        target.call(total, _finish_writes)
     except BaseException:
         progress.finish_disk(disk_progress, state="failed")
         target.close()

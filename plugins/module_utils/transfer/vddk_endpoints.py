@@ -103,7 +103,15 @@ class OpenVddkDisk:
         return buffer
 
     def write(self, offset, data):
-        self.disk.write(offset // SECTOR, data)
+        """Queue the write (VDDK WriteAsync where it has it); ``finish_writes`` waits for them all."""
+        self.disk.queue_write(offset // SECTOR, data)
+
+    def finish_writes(self):
+        self.disk.wait_writes()
+
+    def unfinished_writes(self):
+        """[(offset, data)] queued and not known to be written: what a new handle must write again."""
+        return [(sector * SECTOR, data) for sector, data in self.disk.unfinished_writes()]
 
     def close(self):
         with OPEN_CLOSE_LOCK:

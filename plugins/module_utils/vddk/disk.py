@@ -12,6 +12,11 @@ written in several requests, each into its own slice of the buffer: the
 host's NFC server, which NBD and NBDSSL go through, fails to allocate large
 requests ("Failed to allocate the requested ... bytes"), and nbdkit's VDDK
 plugin advises at most 2 MiB.
+
+``write`` waits for each request; ``queue_write`` keeps up to
+``writes_in_flight`` of them queued (WriteAsync, async_writes.py) and
+``wait_writes`` waits for them all.  A VDDK without WriteAsync, or
+``writes_in_flight=1``, makes ``queue_write`` a ``write``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,6 +27,10 @@ import ctypes
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk import structs as s
+from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.async_writes import (
+    DEFAULT_WRITES_IN_FLIGHT,
+    AsyncWrites,
+)
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
 
 SECTOR = s.VIXDISKLIB_SECTOR_SIZE
@@ -94,24 +103,30 @@ def _address(buffer, writable):
 class VddkDisk:
     """An open disk; use as a context manager, or call close()."""
 
-    def __init__(self, api, handle, path, flags, max_request=DEFAULT_MAX_REQUEST):
+    def __init__(self, api, handle, path, flags, max_request=DEFAULT_MAX_REQUEST,
+                 writes_in_flight=DEFAULT_WRITES_IN_FLIGHT):
         if not max_request or max_request < SECTOR:
             raise InvalidArgumentError("max_request must be at least %d bytes, got %r" % (SECTOR, max_request))
+        if not writes_in_flight or writes_in_flight < 1:
+            raise InvalidArgumentError("writes_in_flight must be at least 1, got %r" % (writes_in_flight,))
         self._api = api
         self._handle = handle
         self.path = path
         self.read_only = bool(flags & s.VIXDISKLIB_FLAG_OPEN_READ_ONLY)
         self.max_request_sectors = int(max_request) // SECTOR
+        self.writes_in_flight = int(writes_in_flight)
+        self._writes = None
         self._capacity = None
 
     @classmethod
-    def open(cls, api, connection_handle, path, flags, max_request=DEFAULT_MAX_REQUEST):
+    def open(cls, api, connection_handle, path, flags, max_request=DEFAULT_MAX_REQUEST,
+             writes_in_flight=DEFAULT_WRITES_IN_FLIGHT):
         handle = s.VixDiskLibHandle()
         try:
             api.VixDiskLib_Open(connection_handle, path.encode("utf-8"), flags, ctypes.byref(handle))
         except VddkError as error:
             raise error.in_context("opening %s" % path)
-        return cls(api, handle, path, flags, max_request=max_request)
+        return cls(api, handle, path, flags, max_request=max_request, writes_in_flight=writes_in_flight)
 
     def _live(self):
         if self._handle is None:
@@ -184,7 +199,41 @@ class VddkDisk:
                 raise error.in_context("writing %d sectors at sector %d of %s" % (sectors, sector, self.path))
         del anchor
 
+    @property
+    def writes_queue(self):
+        """Whether queue_write queues (WriteAsync) rather than waiting for each request."""
+        return self.writes_in_flight > 1 and self._api.supports("VixDiskLib_WriteAsync")
+
+    def queue_write(self, start_sector, data):
+        """Write data (its length a multiple of 512) from start_sector on, without waiting for it.
+
+        ``data`` must not change until ``wait_writes`` has returned.  Raises
+        the failure of an earlier queued write instead of queueing this one.
+        """
+        if not self.writes_queue:
+            self.write(start_sector, data)
+            return
+        if self.read_only:
+            raise InvalidArgumentError("VDDK disk %s is open read-only" % self.path)
+        address, anchor = _address(data, writable=False)
+        count = self._sectors(start_sector, memoryview(data).nbytes, "write")
+        if self._writes is None:
+            self._writes = AsyncWrites(self._api, self._live(), self.path, self.writes_in_flight)
+        # what the queued requests hold on to: the bytes written (a copy, when one was made), whole
+        held = anchor if isinstance(anchor, bytes) else data
+        self._writes.submit(self._requests(start_sector, count), held, address)
+
+    def wait_writes(self):
+        """Until every queued write has completed; raises the first that failed."""
+        if self._writes is not None:
+            self._writes.wait()
+
+    def unfinished_writes(self):
+        """[(start sector, data)] queued and not known to be written (after a failure, or once closed)."""
+        return self._writes.unfinished() if self._writes is not None else []
+
     def flush(self):
+        self.wait_writes()
         if self._api.supports("VixDiskLib_Flush"):
             self._api.VixDiskLib_Flush(self._live())
 
@@ -235,6 +284,9 @@ class VddkDisk:
             self._api.VixDiskLib_FreeBlockList(pointer)
 
     def close(self):
+        """Close the handle; queued writes are waited for first (their failures: ``unfinished_writes``)."""
+        if self._writes is not None and self._handle is not None:
+            self._writes.drain()
         handle, self._handle = self._handle, None
         if handle is not None:
             try:

@@ -36,6 +36,7 @@ FUNCTION_HINTS = {
                                             "vSAN); read the whole disk",
     ("VixDiskLib_Read", 2): "the request was too large for the host's NFC server; lower max_request",
     ("VixDiskLib_Write", 2): "the request was too large for the host's NFC server; lower max_request",
+    ("VixDiskLib_WriteAsync", 2): "the request was too large for the host's NFC server; lower max_request",
 }
 
 # Codes after which a new connection may succeed where the old one failed:

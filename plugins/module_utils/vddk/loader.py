@@ -33,8 +33,10 @@ ConnectParamsP = P(s.VixDiskLibConnectParams)
 
 # name: (restype, argtypes, returns a VixError, optional)
 # Optional symbols, as nbdkit treats them, are looked up and may be absent:
-# they appeared in VDDK 6.0 (Flush) and 6.7 (QueryAllocatedBlocks,
-# FreeBlockList), and a stripped or future build may lack them.
+# they appeared in VDDK 6.0 (Flush, WriteAsync, Wait) and 6.7
+# (QueryAllocatedBlocks, FreeBlockList), and a stripped or future build may
+# lack them.  WriteAsync returns VIX_ASYNC, not VIX_OK, when it succeeds, so
+# its result is checked by its caller, not by errcheck.
 FUNCTIONS = {
     "VixDiskLib_InitEx": (s.VixError, [ctypes.c_uint32, ctypes.c_uint32, s.LogFunc, s.LogFunc, s.LogFunc,
                                        ctypes.c_char_p, ctypes.c_char_p], True, False),
@@ -59,6 +61,9 @@ FUNCTIONS = {
                         True, False),
     "VixDiskLib_Write": (s.VixError, [s.VixDiskLibHandle, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p],
                          True, False),
+    "VixDiskLib_WriteAsync": (s.VixError, [s.VixDiskLibHandle, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p,
+                                           s.CompletionCB, ctypes.c_void_p], False, True),
+    "VixDiskLib_Wait": (s.VixError, [s.VixDiskLibHandle], True, True),
     "VixDiskLib_Flush": (s.VixError, [s.VixDiskLibHandle], True, True),
     "VixDiskLib_QueryAllocatedBlocks": (s.VixError, [s.VixDiskLibHandle, ctypes.c_uint64, ctypes.c_uint64,
                                                      ctypes.c_uint64, P(P(s.VixDiskLibBlockList))], True, True),
@@ -117,6 +122,8 @@ class VddkApi:
         """Whether an optional function is usable (with its Free partner)."""
         if name == "VixDiskLib_QueryAllocatedBlocks":
             return self.VixDiskLib_QueryAllocatedBlocks is not None and self.VixDiskLib_FreeBlockList is not None
+        if name == "VixDiskLib_WriteAsync":
+            return self.VixDiskLib_WriteAsync is not None and self.VixDiskLib_Wait is not None
         return getattr(self, name, None) is not None
 
     def error_text(self, raw):

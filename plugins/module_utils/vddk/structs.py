@@ -32,6 +32,8 @@ VIX_E_DISK_NOINIT = 16001
 VIX_E_DISK_NOIO = 16002
 VIX_E_DISK_OUTOFRANGE = 16007
 VIX_E_CANNOT_CONNECT_TO_HOST = 18000
+# Not an error: ReadAsync/WriteAsync queued the request; its callback gives the result.
+VIX_ASYNC = 25000
 
 VIXDISKLIB_SECTOR_SIZE = 512
 VIXDISKLIB_MIN_CHUNK_SIZE = 128
@@ -135,6 +137,8 @@ class VixDiskLibBlockList(ctypes.Structure):
 # void VixDiskLibGenericLogFunc(const char *fmt, va_list args): va_list is
 # passed as a pointer on x86_64 (an array type) and aarch64 (a large struct).
 LogFunc = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
+# void VixDiskLibCompletionCB(void *cbData, VixError result), called on a VDDK thread.
+CompletionCB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, VixError)
 
 VixDiskLibConnection = ctypes.c_void_p
 VixDiskLibHandle = ctypes.c_void_p

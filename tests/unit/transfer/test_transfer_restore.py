@@ -227,3 +227,58 @@ def test_check_chunk_ids_refuses_data_a_writer_sealed_under_a_wrong_id(repo):
     trusting = MemoryTarget(len(image))
     report = import_disk(trusting.open, repo, backup_id, "2000", threads=2)
     assert report["chunk_ids_checked"] is False and trusting.image[20 * CHUNK:21 * CHUNK] == bytes(CHUNK)
+
+
+class QueueingTarget(MemoryTarget):
+    """Writes are queued, as VDDK WriteAsync queues them, and reach the image only when they complete.
+
+    ``lose_after`` queued writes into an opening, the connection is lost: what is still queued never
+    lands and is reported by ``unfinished_writes``, and the error surfaces at the next call.
+    """
+
+    def __init__(self, capacity, lose_after, depth=4):
+        super(QueueingTarget, self).__init__(capacity)
+        self.lose_after = list(lose_after)
+        self.depth = depth
+        self.queued = []
+        self.lost = []
+        self.failed = False
+        self.queued_this_opening = 0
+        self.finished = 0
+
+    def open(self):
+        self.queued, self.lost, self.failed, self.queued_this_opening = [], [], False, 0
+        return super(QueueingTarget, self).open()
+
+    def write(self, offset, data):
+        if self.failed:
+            raise FlakyTarget("connection dropped")
+        self.queued.append((offset, data))
+        self.queued_this_opening += 1
+        if self.lose_after and self.queued_this_opening == self.lose_after[0]:
+            self.lose_after.pop(0)
+            self.lost, self.queued, self.failed = self.queued, [], True
+            return
+        while len(self.queued) > self.depth:
+            super(QueueingTarget, self).write(*self.queued.pop(0))
+
+    def finish_writes(self):
+        if self.failed:
+            raise FlakyTarget("connection dropped")
+        self.finished += 1
+        while self.queued:
+            super(QueueingTarget, self).write(*self.queued.pop(0))
+
+    def unfinished_writes(self):
+        return list(self.lost)
+
+
+@pytest.mark.parametrize("lose_after", [[10], [10, 3], [32]], ids=["mid-disk", "twice", "at-the-last-write"])
+def test_writes_queued_on_a_lost_connection_are_written_again_on_the_next(repo, lose_after):
+    image = bytearray(os.urandom(32 * CHUNK))
+    backup_id = backed_up(repo, image)
+    target = QueueingTarget(len(image), lose_after)
+    report = import_disk(target.open, repo, backup_id, "2000", retryable=(FlakyTarget,), sleep=lambda s: None,
+                         target_blank=True)
+    assert report["retries"] == len(lose_after) and target.opened == len(lose_after) + 1
+    assert target.finished == 1 and bytes(target.image) == bytes(image)
