@@ -210,7 +210,10 @@ error_type:
 
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository, pass_on_repository_warnings
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
+    open_repository,
+    pass_on_repository_warnings,
+)
 
 
 def run(module):

@@ -153,8 +153,8 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import (
-    client_from_params,
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import client_from_params
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
     open_repository,
     pass_on_repository_warnings,
 )

@@ -153,7 +153,10 @@ import math
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import open_repository, pass_on_repository_warnings
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
+    open_repository,
+    pass_on_repository_warnings,
+)
 
 RULES = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
 

@@ -236,12 +236,11 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.transfer import export_options_from_params, run_transfer_job
-from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import DiskExportJob
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.transfer import EXPORT, run_transfer_job
 
 
 def run(module):
-    return run_transfer_job(module, DiskExportJob, export_options_from_params(module.params))
+    return run_transfer_job(module, EXPORT)
 
 
 def main():

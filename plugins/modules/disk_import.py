@@ -190,12 +190,11 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.transfer import import_options_from_params, run_transfer_job
-from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import DiskImportJob
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.transfer import IMPORT, run_transfer_job
 
 
 def run(module):
-    return run_transfer_job(module, DiskImportJob, import_options_from_params(module.params))
+    return run_transfer_job(module, IMPORT)
 
 
 def main():

@@ -191,10 +191,10 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import (
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import vm_session
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
     open_repository,
     pass_on_repository_warnings,
-    vm_session,
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.metadata_capture import MetadataCapture
 

@@ -193,7 +193,7 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import credential_from_params
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import credential_from_params
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.keys import Credential
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.lifecycle import STATES, ensure_repository
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import parse_size

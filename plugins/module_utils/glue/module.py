@@ -14,20 +14,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib.util
+import sys
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import VmcryptError
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import repository_secret_from_env
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import repository_secret_from_env
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.specs import module_rules, module_spec
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.faults import describe_fault
-
-try:
-    from pyVmomi import vmodl
-    _VSPHERE_FAULTS = (vmodl.MethodFault,)
-except ImportError:  # reported by ``needs``
-    _VSPHERE_FAULTS = ()
 
 # (import name, pip name) of what module_utils needs at run time.
 _REQUIRED_LIBRARIES = {
@@ -37,12 +33,26 @@ _REQUIRED_LIBRARIES = {
 
 
 def _missing_library(requirements):
+    """(pip name, why) of the first library that cannot be found, else (None, None).
+
+    Found, not imported: pyVmomi alone costs 0.08 s to import, and a module
+    imports it later, while the repository key is being derived
+    (glue/transfer.py).
+    """
     for import_name, pip_name in requirements:
         try:
-            __import__(import_name)
-        except ImportError:
-            return pip_name, traceback.format_exc()
+            found = importlib.util.find_spec(import_name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return pip_name, "No module named %r on %s (sys.path: %s)" % (import_name, sys.executable, sys.path)
     return None, None
+
+
+def _vsphere_fault_types():
+    """vSphere's fault base class once pyVmomi is imported; before that no fault can have been raised."""
+    pyvmomi = sys.modules.get("pyVmomi")
+    return (pyvmomi.vmodl.MethodFault,) if pyvmomi is not None else ()
 
 
 # The Python libraries each option group's code needs.
@@ -53,7 +63,8 @@ def failure_of(error):
     """(message, error_type, details) for an exception the module reports, or None for a bug to surface as it is."""
     if isinstance(error, VmcryptError):
         return str(error), type(error).__name__, error.details
-    if _VSPHERE_FAULTS and isinstance(error, _VSPHERE_FAULTS):
+    faults = _vsphere_fault_types()
+    if faults and isinstance(error, faults):
         return "vCenter refused the request: %s" % describe_fault(error), "VsphereFaultError", {}
     return None
 

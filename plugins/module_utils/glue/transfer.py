@@ -1,22 +1,30 @@
 # -*- coding: utf-8 -*-
 # Copyright: vmcrypt.backup contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""disk_export and disk_import from their parameters: options, the objects a job needs, and its run."""
+"""disk_export and disk_import from their parameters: options, the objects a job needs, and its run.
+
+Light to import on purpose: the repository key is derived (scrypt, about
+0.3 s, outside the GIL) while the rest of the job's code is imported and the
+vCenter session logs in.  So pyVmomi, glue.params and the workflows are
+imported inside ``run_transfer_job``, after the derivation has started.
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import (
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
+    open_repository_in_background,
     pass_on_repository_warnings,
-    repository_and_vm_session,
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.vddk_process import ensure_vddk_library_path
-from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import ExportOptions
-from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import ImportOptions
+
+EXPORT = "export"
+IMPORT = "import"
 
 
 def export_options_from_params(params):
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import ExportOptions
     return ExportOptions(transports=params["transports"], snapshot=params["snapshot"], disks=params["disks"],
                          incremental=params["incremental"], commit=params["commit"], backup_id=params["backup_id"],
                          vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
@@ -25,18 +33,35 @@ def export_options_from_params(params):
 
 
 def import_options_from_params(params):
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import ImportOptions
     return ImportOptions(params["backup_id"], disk_map=params["disk_map"], transports=params["transports"],
                          vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
                          max_retries=params["max_retries"], target_blank=params["target_blank"],
                          check_chunk_ids=params["check_chunk_ids"])
 
 
-def run_transfer_job(module, job_class, options):
-    """Open the repository while logging in (a wrong password still changes nothing in vSphere), find the VM
-    and proxy, and run the job, or only plan it in check mode."""
+def _job(kind):
+    """(job class, options from params) of ``kind``: imported here, while the key is being derived."""
+    if kind == EXPORT:
+        from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import DiskExportJob
+        return DiskExportJob, export_options_from_params
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import DiskImportJob
+    return DiskImportJob, import_options_from_params
+
+
+def run_transfer_job(module, kind):
+    """Run disk_export's (``EXPORT``) or disk_import's (``IMPORT``) job, or only plan it in check mode.
+
+    The repository is opened while the job's code is imported and the
+    session logs in; a wrong password still changes nothing in vSphere.
+    """
     ensure_vddk_library_path(module)  # first: a respawn must not repeat a login, a snapshot or a write
     params = module.params
-    with repository_and_vm_session(params) as (repository, client, finder, vm):
+    opening = open_repository_in_background(params)
+    job_class, options_from_params = _job(kind)
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import repository_and_vm_session
+    options = options_from_params(params)
+    with repository_and_vm_session(params, opening) as (repository, client, finder, vm):
         proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
         job = job_class(client, finder, repository, vm, options, proxy_vm=proxy, warn=module.warn)
         result = job.plan_only() if module.check_mode else job.run()

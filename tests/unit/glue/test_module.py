@@ -1,5 +1,8 @@
 """The module wrapper turns library errors into one failed task."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from ansible.module_utils import basic
@@ -129,16 +132,23 @@ def test_result_of_body_is_the_module_result(module_args):
 
 def test_missing_library_names_what_to_install(module_args, monkeypatch):
     module_args({})
-    import builtins
-    real_import = builtins.__import__
+    import importlib.util
+    real_find_spec = importlib.util.find_spec
 
-    def fake_import(name, *args, **kwargs):
-        if name == "pyVmomi":
-            raise ImportError("No module named 'pyVmomi'")
-        return real_import(name, *args, **kwargs)
+    def find_spec(name, *args, **kwargs):
+        return None if name == "pyVmomi" else real_find_spec(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(_Exit) as raised:
         VmcryptModule(argument_spec={}, needs=("vsphere",))
     assert raised.value.kind == "fail"
     assert "pyvmomi" in raised.value.payload["msg"]
+
+
+def test_the_library_check_does_not_import_pyvmomi():
+    """The transfer modules import pyVmomi while the repository key is derived, not before (glue/transfer.py)."""
+    code = ("import sys; from ansible_collections.vmcrypt.backup.plugins.module_utils.glue import module, transfer; "
+            "module._missing_library(module._REQUIRED_LIBRARIES['vsphere']); print('pyVmomi' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert out.stdout.strip() == "False"

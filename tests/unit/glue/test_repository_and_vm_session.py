@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue import params as glue_params
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue import repository_params
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import WrongKeyError
 
 
@@ -13,7 +14,7 @@ class LoginRefused(Exception):
 
 
 def _patch(monkeypatch, open_repository, login):
-    monkeypatch.setattr(glue_params, "open_repository", open_repository)
+    monkeypatch.setattr(repository_params, "open_repository", open_repository)
 
     @contextlib.contextmanager
     def vm_session(params):
