@@ -437,8 +437,7 @@ def test_queued_writes_keep_several_in_flight_and_land_in_order(library, client,
     assert double.calls("Write") == [] and len(double.calls("Wait")) == 1
 
 
-def test_a_failed_queued_write_is_raised_with_its_sector_and_kept_for_a_retry(library, client, estate, double,
-                                                                               disks):
+def test_a_failed_queued_write_is_raised_with_its_sector_and_kept_for_a_retry(library, client, estate, double, disks):
     disk = disks[1]
     double.write(fault__write_error_offset=2 * CHUNK + 5)
     first, second, third = (pattern(30 + number, CHUNK) for number in range(3))
@@ -448,10 +447,10 @@ def test_a_failed_queued_write_is_raised_with_its_sector_and_kept_for_a_retry(li
                 vddk_disk.queue_write(number * CHUNK // SECTOR, data)
             with pytest.raises(VddkError) as caught:
                 vddk_disk.wait_writes()
-            assert str(caught.value) == (
-                "writing %d sectors at sector %d of %s: VixDiskLib_WriteAsync failed: The disk is not accessible or "
-                "an I/O error occurred (VIX error %d); the host could not read or write the disk" % (CHUNK // SECTOR, 2 * CHUNK // SECTOR, disk["path"],
-                                                         structs.VIX_E_DISK_NOIO))
+            expected = ("writing %d sectors at sector %d of %s: VixDiskLib_WriteAsync failed: The disk is not "
+                        "accessible or an I/O error occurred (VIX error %d); the host could not read or write the "
+                        "disk") % (CHUNK // SECTOR, 2 * CHUNK // SECTOR, disk["path"], structs.VIX_E_DISK_NOIO)
+            assert str(caught.value) == expected
             assert [(sector, bytes(data)) for sector, data in vddk_disk.unfinished_writes()] == [
                 (2 * CHUNK // SECTOR, third)]
             with pytest.raises(VddkError):  # nothing more is queued on a handle with a failed write
@@ -459,8 +458,7 @@ def test_a_failed_queued_write_is_raised_with_its_sector_and_kept_for_a_retry(li
     assert [c["startSector"] for c in double.calls("WriteAsync")] == [0, 128, 256]
 
 
-def test_one_write_in_flight_or_no_write_async_means_plain_writes(library, client, estate, double, disks,
-                                                                 monkeypatch):
+def test_one_write_in_flight_or_no_write_async_means_plain_writes(library, client, estate, double, disks, monkeypatch):
     disk = disks[1]
     with connect(library, client, estate, snapshot_moref=None, read_only=False) as conn:
         with conn.open_disk(disk["path"]) as vddk_disk:
