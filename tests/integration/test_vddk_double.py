@@ -437,6 +437,26 @@ def test_queued_writes_keep_several_in_flight_and_land_in_order(library, client,
     assert double.calls("Write") == [] and len(double.calls("Wait")) == 1
 
 
+def test_queued_writes_overlap_their_network_round_trips(library, client, estate, double, disks):
+    """What WriteAsync is for: over NBD/NBDSSL each request waits a round trip; four in flight wait about one each."""
+    disk = disks[1]
+    double.write(latency_ms=100)
+    data = pattern(50, CHUNK)
+    with connect(library, client, estate, snapshot_moref=None, read_only=False) as conn:
+        with conn.open_disk(disk["path"]) as vddk_disk:
+            started = time.monotonic()
+            for number in range(8):
+                vddk_disk.write(number * CHUNK // SECTOR, data)
+            one_at_a_time = time.monotonic() - started
+            started = time.monotonic()
+            for number in range(8):
+                vddk_disk.queue_write(number * CHUNK // SECTOR, data)
+            vddk_disk.wait_writes()
+            queued = time.monotonic() - started
+    assert one_at_a_time >= 0.8  # eight round trips, one after the other
+    assert queued < one_at_a_time / 2, (queued, one_at_a_time)  # about two: four requests share each
+
+
 def test_a_failed_queued_write_is_raised_with_its_sector_and_kept_for_a_retry(library, client, estate, double, disks):
     disk = disks[1]
     double.write(fault__write_error_offset=2 * CHUNK + 5)

@@ -24,6 +24,10 @@
  *   fault.read_delay_ms=MS           every Read sleeps this long
  *   fault.write_delay_ms=MS          every Write sleeps this long (a slow target datastore)
  *   fault.write_error_offset=BYTES   a Write covering this byte fails (VIX_E_DISK_NOIO)
+ *   latency_ms=MS                    the time each NBD/NBDSSL request spends on the network: a
+ *                                    Write's data reaches the file MS after the call was made,
+ *                                    a Read's MS after the file was read; requests in flight
+ *                                    (WriteAsync) overlap theirs
  *   fault.drop_after_writes=N        after N writes the connection is lost
  *   fault.query_blocks=unsupported   QueryAllocatedBlocks fails with code 6 (storage
  *                                    other than VMFS/vSAN); =whole: one extent
@@ -107,6 +111,7 @@ struct config {
     long write_delay_ms;
     long long write_error_offset;
     long drop_after_writes;
+    long latency_ms;
     char query_blocks[32];
     long access_busy;
     char fallback_mode[16];
@@ -142,6 +147,7 @@ struct disk {
 
 struct async_request {
     struct async_request *next;
+    struct timespec made;  /* when WriteAsync queued it: its round trip counts from here */
     uint64_t start, count;
     const unsigned char *buffer;
     VixDiskLibCompletionCB callback;
@@ -263,6 +269,8 @@ static void config_load(void)
             cfg.write_error_offset = atoll(value);
         } else if (strcmp(key, "fault.drop_after_writes") == 0) {
             cfg.drop_after_writes = atol(value);
+        } else if (strcmp(key, "latency_ms") == 0) {
+            cfg.latency_ms = atol(value);
         } else if (strcmp(key, "fault.query_blocks") == 0) {
             snprintf(cfg.query_blocks, sizeof cfg.query_blocks, "%s", value);
         } else if (strcmp(key, "fault.access_busy") == 0) {
@@ -1017,6 +1025,7 @@ EXPORT VixError VixDiskLib_Open(const void *connection, const char *path, uint32
 
 static void async_drain(struct disk *disk);
 static void async_stop(struct disk *disk);
+static void network_round_trip(const struct disk *disk, const struct timespec *made);
 
 static struct disk *valid_disk(void *handle)
 {
@@ -1118,8 +1127,10 @@ EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, un
     VixError result = VIX_OK;
     unsigned long long nfc_refusal = 0;
     long delay;
+    struct timespec made;
 
     async_drain(disk);  /* a read sees the writes queued before it */
+    clock_gettime(CLOCK_MONOTONIC, &made);
     pthread_mutex_lock(&lock);
     if (disk == NULL || buffer == NULL)
         result = VIX_E_INVALID_ARG;
@@ -1169,6 +1180,7 @@ EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, un
             done += (size_t)got;
         }
     }
+    network_round_trip(disk, &made);
     return VIX_OK;
 }
 
@@ -1199,6 +1211,26 @@ static int direct_write(struct disk *disk, uint64_t start, size_t want, const un
         done += (size_t)put;
     }
     return 0;
+}
+
+/* Until latency_ms after ``made`` (the request's round trip on an NBD/NBDSSL connection). */
+static void network_round_trip(const struct disk *disk, const struct timespec *made)
+{
+    long latency;
+    struct timespec until;
+    pthread_mutex_lock(&lock);
+    latency = strncmp(disk->mode, "nbd", 3) == 0 ? cfg.latency_ms : 0;
+    pthread_mutex_unlock(&lock);
+    if (latency <= 0)
+        return;
+    until.tv_sec = made->tv_sec + latency / 1000;
+    until.tv_nsec = made->tv_nsec + (latency % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+        continue;
 }
 
 /* Whether a Write may start: the checks a request meets when it is made (a WriteAsync's before
@@ -1291,10 +1323,13 @@ static VixError write_perform(struct disk *disk, uint64_t start, uint64_t count,
 EXPORT VixError VixDiskLib_Write(void *handle, uint64_t start, uint64_t count, const unsigned char *buffer)
 {
     struct disk *disk = valid_disk(handle);
+    struct timespec made;
     VixError result = write_admit(disk, "Write", start, count, buffer, VIX_OK);
     if (result != VIX_OK)
         return result;
     async_drain(disk);  /* a synchronous write comes after the queued ones */
+    clock_gettime(CLOCK_MONOTONIC, &made);
+    network_round_trip(disk, &made);  /* the data reaches the host, then it is written */
     return write_perform(disk, start, count, buffer);
 }
 
@@ -1316,6 +1351,7 @@ static void *async_io_main(void *arg)
         if (q->queued == NULL)
             q->queued_tail = NULL;
         pthread_mutex_unlock(&q->mutex);
+        network_round_trip(disk, &request->made);  /* in transit since it was queued */
         request->result = write_perform(disk, request->start, request->count, request->buffer);
         pthread_mutex_lock(&q->mutex);
         request->next = NULL;
@@ -1427,6 +1463,7 @@ EXPORT VixError VixDiskLib_WriteAsync(void *handle, uint64_t start, uint64_t cou
         free(request);
         return VIX_E_OUT_OF_MEMORY;
     }
+    clock_gettime(CLOCK_MONOTONIC, &request->made);
     request->start = start;
     request->count = count;
     request->buffer = buffer;
