@@ -8,9 +8,11 @@ prepares the next request, and over NBD/NBDSSL for a whole network round
 trip.  WriteAsync queues a request and returns VIX_ASYNC; VDDK calls the
 completion callback later, on a thread of its own; Wait returns when every
 request of the handle has completed (nbdkit's VDDK plugin works the same
-way).  VDDK buffers four asynchronous NFC requests per session unless
-configured otherwise (``vixDiskLib.nfcAio.Session.BufCount``), hence four
-in flight by default.
+way).  How many are worth keeping in flight depends on the transport and
+on VDDK's own asynchronous NFC buffering (``vixDiskLib.nfcAio.Session.*``
+in its configuration file); four is our default, enough to hide the round
+trips the benchmark gives NBDSSL (docs/performance.md) while bounding the
+memory held for requests in flight.
 
 The caller's buffer must stay untouched until its callback has run: each
 request keeps a reference to it until then.  The callback only records the
