@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: VDDK writes one at a time (Write) against four in flight (WriteAsync), through the test double.
 
     .venv/bin/python bench/vddk_write_queue_bench.py --size-gib 4 --repeat 4 --latency-ms 0,2
@@ -44,7 +43,7 @@ def _child(spec):
     from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import VddkLibrary
     from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.connection import VsphereClient
 
-    buffers = [os.urandom(BUFFER) for _ in range(16)]
+    buffers = [os.urandom(BUFFER) for _number in range(16)]
     with VsphereClient(spec["host"], spec["username"], spec["password"], port=spec["port"],
                        validate_certs=False) as client:
         library = VddkLibrary.get(spec["libdir"])
