@@ -153,18 +153,14 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import client_from_params
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
-    open_repository,
-    pass_on_repository_warnings,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import repository_and_client
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import pass_on_repository_warnings
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.restore_plan import check_backup_keys
 
 
 def run(module):
     params = module.params
-    repository = open_repository(params)
-    with client_from_params(params) as client:
+    with repository_and_client(params) as (repository, client):  # the key derived during the login
         entries, warnings = check_backup_keys(client, repository, backup_ids=params["backup_ids"], vm=params["vm"],
                                               latest=params["latest"])
     for warning in warnings:

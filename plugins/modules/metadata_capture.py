@@ -191,18 +191,15 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import vm_session
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
-    open_repository,
-    pass_on_repository_warnings,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import repository_and_vm_session
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import pass_on_repository_warnings
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.metadata_capture import MetadataCapture
 
 
 def run(module):
     params = module.params
-    repository = open_repository(params)  # first: a wrong password touches nothing in vSphere
-    with vm_session(params) as (client, finder, vm):
+    # the key is derived while the session logs in; a wrong password is still reported first, nothing changed
+    with repository_and_vm_session(params) as (repository, client, finder, vm):
         capture = MetadataCapture(client, finder, repository, vm, snapshot=params["snapshot"])
         if module.check_mode:
             result = capture.plan()

@@ -336,18 +336,15 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import client_from_params
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
-    open_repository,
-    pass_on_repository_warnings,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import repository_and_client
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import pass_on_repository_warnings
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.restore_plan import KEY_MODES, plan_restore
 
 
 def run(module):
     params = module.params
-    repository = open_repository(params)  # first: a wrong password touches nothing in vSphere
-    with client_from_params(params) as client:
+    # the key is derived during the login; a wrong password is still reported first, and nothing is changed
+    with repository_and_client(params) as (repository, client):
         plan, sentences, warnings = plan_restore(client, repository, params["backup_id"], key_mode=params["key_mode"],
                                                  storage_policy=params["storage_policy"])
     for warning in warnings:

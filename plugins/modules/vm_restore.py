@@ -319,11 +319,8 @@ error_type:
 """
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.module import run_module
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import client_from_params
-from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
-    open_repository,
-    pass_on_repository_warnings,
-)
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import repository_and_client
+from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import pass_on_repository_warnings
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import ENCRYPTION_BUNDLE_KEY
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.restore_plan import KEY_MODES
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.vm_restore import (
@@ -337,11 +334,11 @@ def run(module):
     params = module.params
     if params["state"] != "present":
         return run_end_of_restore(module)
-    repository = open_repository(params)  # first: a wrong password touches nothing in vSphere
-    bundle = repository.read_manifest(params["backup_id"]).secrets.get(ENCRYPTION_BUNDLE_KEY)
-    if bundle:  # never in any output, whatever fails
-        module.no_log_values.add(bundle)
-    with client_from_params(params) as client:
+    # the key is derived during the login; a wrong password is still reported before anything changes in vSphere
+    with repository_and_client(params) as (repository, client):
+        bundle = repository.read_manifest(params["backup_id"]).secrets.get(ENCRYPTION_BUNDLE_KEY)
+        if bundle:  # never in any output, whatever fails
+            module.no_log_values.add(bundle)
         result, warnings = restore_vm(
             client, repository, params["backup_id"], params["name"], datacenter=params["datacenter"],
             folder=params["folder"], cluster=params["cluster"], resource_pool=params["resource_pool"],
@@ -356,8 +353,8 @@ def run(module):
 
 def run_end_of_restore(module):
     params = module.params
-    open_repository(params).read_manifest(params["backup_id"])  # the backup exists and the key opens it
-    with client_from_params(params) as client:
+    with repository_and_client(params) as (repository, client):
+        repository.read_manifest(params["backup_id"])  # the backup exists and the key opens it
         if params["state"] == "absent":
             result = undo_restore(client, params["backup_id"], params["name"], datacenter=params["datacenter"],
                                   plan_only=module.check_mode)

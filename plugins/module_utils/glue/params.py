@@ -35,21 +35,36 @@ def vm_session(params):
 
 
 @contextlib.contextmanager
-def repository_and_vm_session(params, opening=None):
-    """(repository, client, finder, VM) for the ``with`` block: the repository key is derived while the session logs in.
+def _repository_beside(params, session, opening=None):
+    """(repository, what ``session(params)`` yields): the repository key is derived while the session logs in.
 
-    Deriving a password's key (scrypt, about 0.4 s, outside the GIL) and
-    logging in and finding the VM (round trips) overlap instead of adding up.
-    The repository is still checked before the caller changes anything in
-    vSphere, and its error (a wrong password, a missing repository) wins over
-    a vSphere error when both fail, as when it was opened first.
-    ``opening`` is a future of ``open_repository_in_background`` started
-    earlier still (before the caller imported vSphere's libraries).
+    Deriving a password's key (scrypt, about 0.35 s, outside the GIL) and
+    logging in (round trips; a real vCenter's SmartConnect takes a good part
+    of a second) overlap instead of adding up.  The repository is still
+    checked before the caller changes anything in vSphere, and its error (a
+    wrong password, a missing repository) wins over a vSphere error when
+    both fail, as when it was opened first.  ``opening`` is a future of
+    ``open_repository_in_background`` started earlier still.
     """
     opening = opening or open_repository_in_background(params)
     try:
-        with vm_session(params) as (client, finder, vm):
-            yield opening.result(), client, finder, vm
+        with session(params) as values:
+            yield opening.result(), values
     except BaseException:
         opening.result()  # raises the repository's own error first, if it has one
         raise
+
+
+@contextlib.contextmanager
+def repository_and_client(params, opening=None):
+    """(repository, logged-in client) for the ``with`` block, the key derived during the login (see above)."""
+    with _repository_beside(params, client_from_params, opening) as (repository, client):
+        yield repository, client
+
+
+@contextlib.contextmanager
+def repository_and_vm_session(params, opening=None):
+    """(repository, client, finder, VM) for the ``with`` block, the key derived while the session logs in and
+    finds the VM (``_repository_beside``)."""
+    with _repository_beside(params, vm_session, opening) as (repository, (client, finder, vm)):
+        yield repository, client, finder, vm

@@ -80,3 +80,45 @@ def test_an_error_of_the_block_itself_is_not_masked(monkeypatch):
     with pytest.raises(KeyError):
         with glue_params.repository_and_vm_session({}):
             raise KeyError("snapshot")
+
+
+class FakeClient:
+    def __init__(self, login):
+        self.login = login
+
+    def __enter__(self):
+        self.login()
+        return "client"
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+def test_repository_and_client_derives_the_key_during_the_login_and_its_error_wins(monkeypatch):
+    deriving, logging_in = threading.Event(), threading.Event()
+
+    def open_repository(params):
+        deriving.set()
+        assert logging_in.wait(5), "the login did not start while the key was being derived"
+        return "repository"
+
+    def login():
+        logging_in.set()
+        assert deriving.wait(5)
+
+    monkeypatch.setattr(repository_params, "open_repository", open_repository)
+    monkeypatch.setattr(glue_params, "client_from_params", lambda params: FakeClient(login))
+    with glue_params.repository_and_client({}) as opened:
+        assert opened == ("repository", "client")
+
+    def wrong_password(params):
+        raise WrongKeyError("no key slot of the repository opens with the password given")
+
+    def refused():
+        raise LoginRefused("Cannot complete login due to an incorrect user name or password.")
+
+    monkeypatch.setattr(repository_params, "open_repository", wrong_password)
+    monkeypatch.setattr(glue_params, "client_from_params", lambda params: FakeClient(refused))
+    with pytest.raises(WrongKeyError):
+        with glue_params.repository_and_client({}):
+            pass
