@@ -23,30 +23,26 @@ EXPORT = "export"
 IMPORT = "import"
 
 
-def export_options_from_params(params):
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import ExportOptions
-    return ExportOptions(transports=params["transports"], snapshot=params["snapshot"], disks=params["disks"],
-                         incremental=params["incremental"], commit=params["commit"], backup_id=params["backup_id"],
-                         vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
-                         max_retries=params["max_retries"], quiesce=params["quiesce"],
-                         manage_access=params["manage_access"])
-
-
-def import_options_from_params(params):
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import ImportOptions
-    return ImportOptions(params["backup_id"], disk_map=params["disk_map"], transports=params["transports"],
-                         vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
-                         max_retries=params["max_retries"], target_blank=params["target_blank"],
-                         check_chunk_ids=params["check_chunk_ids"])
-
-
-def _job(kind):
-    """(job class, options from params) of ``kind``: imported here, while the key is being derived."""
+def _job(kind, params):
+    """(job class, its options from ``params``) of ``kind``: imported here, while the key is being derived."""
     if kind == EXPORT:
-        from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import DiskExportJob
-        return DiskExportJob, export_options_from_params
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import DiskImportJob
-    return DiskImportJob, import_options_from_params
+        from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import (
+            DiskExportJob,
+            ExportOptions,
+        )
+        return DiskExportJob, ExportOptions(
+            transports=params["transports"], snapshot=params["snapshot"], disks=params["disks"],
+            incremental=params["incremental"], commit=params["commit"], backup_id=params["backup_id"],
+            vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"],
+            max_retries=params["max_retries"], quiesce=params["quiesce"], manage_access=params["manage_access"])
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import (
+        DiskImportJob,
+        ImportOptions,
+    )
+    return DiskImportJob, ImportOptions(
+        params["backup_id"], disk_map=params["disk_map"], transports=params["transports"],
+        vddk_libdir=params["vddk_libdir"], progress_file=params["progress_file"], max_retries=params["max_retries"],
+        target_blank=params["target_blank"], check_chunk_ids=params["check_chunk_ids"])
 
 
 def run_transfer_job(module, kind):
@@ -58,9 +54,8 @@ def run_transfer_job(module, kind):
     ensure_vddk_library_path(module)  # first: a respawn must not repeat a login, a snapshot or a write
     params = module.params
     opening = open_repository_in_background(params)
-    job_class, options_from_params = _job(kind)
+    job_class, options = _job(kind, params)
     from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import repository_and_vm_session
-    options = options_from_params(params)
     with repository_and_vm_session(params, opening) as (repository, client, finder, vm):
         proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
         job = job_class(client, finder, repository, vm, options, proxy_vm=proxy, warn=module.warn)

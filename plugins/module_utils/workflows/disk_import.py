@@ -41,7 +41,7 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.library import
 
 LOGGER = logging.getLogger("vmcrypt.backup.vddk")
 # Disks written at once, each by its own thread on its own VDDK connection and handle: a restore of a VM
-# with several disks is bound by the single-threaded writes of each handle, not by the CPU.
+# with several disks is bound by each handle's write stream (one connection, its requests in order), not by the CPU.
 DISKS_AT_ONCE = 4
 # What a run measures per disk; check mode returns the same keys with these unmeasured (None).
 MEASURED_DISK_KEYS = ("bytes_written", "bytes_zeroed", "bytes_skipped", "target_check", "chunk_ids_checked", "retries",
