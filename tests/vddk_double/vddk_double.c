@@ -1120,6 +1120,31 @@ static void nfc_error(unsigned long long bytes)
          "requested %llu bytes\n", bytes + 24);
 }
 
+/* The configured faults of one Read or Write (called with the global lock held): the connection
+ * is lost once it has served drop_after requests (counted in *served), and a request covering the
+ * byte at error_offset fails as the disk's I/O error. */
+static VixError injected_fault(struct connection *conn, long *served, long drop_after, long long error_offset,
+                               uint64_t start, uint64_t count)
+{
+    (*served)++;
+    if (drop_after > 0 && *served > drop_after) {
+        conn->lost = 1;
+        return VIX_E_HOST_TCP_CONN_LOST;
+    }
+    if (error_offset >= 0 && (uint64_t)error_offset >= start * VIXDISKLIB_SECTOR_SIZE
+        && (uint64_t)error_offset < (start + count) * VIXDISKLIB_SECTOR_SIZE)
+        return VIX_E_DISK_NOIO;
+    return VIX_OK;
+}
+
+static void pause_ms(long ms)
+{
+    if (ms > 0) {
+        struct timespec pause = { ms / 1000, (ms % 1000) * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+}
+
 EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, unsigned char *buffer)
 {
     struct record r;
@@ -1140,15 +1165,8 @@ EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, un
         nfc_refusal = count * VIXDISKLIB_SECTOR_SIZE;
         result = VIX_E_OUT_OF_MEMORY;
     } else if ((result = check_range(disk, start, count)) == VIX_OK) {
-        disk->conn->reads++;
-        if (cfg.drop_after_reads > 0 && disk->conn->reads > cfg.drop_after_reads) {
-            disk->conn->lost = 1;
-            result = VIX_E_HOST_TCP_CONN_LOST;
-        } else if (cfg.read_error_offset >= 0
-                   && (uint64_t)cfg.read_error_offset >= start * VIXDISKLIB_SECTOR_SIZE
-                   && (uint64_t)cfg.read_error_offset < (start + count) * VIXDISKLIB_SECTOR_SIZE) {
-            result = VIX_E_DISK_NOIO;
-        }
+        result = injected_fault(disk->conn, &disk->conn->reads, cfg.drop_after_reads, cfg.read_error_offset, start,
+                                count);
     }
     delay = cfg.read_delay_ms;
     rec_begin(&r, "Read");
@@ -1160,10 +1178,7 @@ EXPORT VixError VixDiskLib_Read(void *handle, uint64_t start, uint64_t count, un
         nfc_error(nfc_refusal);
     if (result != VIX_OK)
         return result;
-    if (delay > 0) {
-        struct timespec pause = { delay / 1000, (delay % 1000) * 1000000L };
-        nanosleep(&pause, NULL);
-    }
+    pause_ms(delay);
     {
         size_t want = (size_t)(count * VIXDISKLIB_SECTOR_SIZE), done = 0;
         while (done < want) {
@@ -1275,27 +1290,16 @@ static VixError write_perform(struct disk *disk, uint64_t start, uint64_t count,
     long delay;
 
     pthread_mutex_lock(&lock);
-    if (disk->conn->lost) {
+    if (disk->conn->lost)
         result = VIX_E_HOST_TCP_CONN_LOST;
-    } else {
-        disk->conn->writes++;
-        if (cfg.drop_after_writes > 0 && disk->conn->writes > cfg.drop_after_writes) {
-            disk->conn->lost = 1;
-            result = VIX_E_HOST_TCP_CONN_LOST;
-        } else if (cfg.write_error_offset >= 0
-                   && (uint64_t)cfg.write_error_offset >= start * VIXDISKLIB_SECTOR_SIZE
-                   && (uint64_t)cfg.write_error_offset < (start + count) * VIXDISKLIB_SECTOR_SIZE) {
-            result = VIX_E_DISK_NOIO;
-        }
-    }
+    else
+        result = injected_fault(disk->conn, &disk->conn->writes, cfg.drop_after_writes, cfg.write_error_offset,
+                                start, count);
     delay = cfg.write_delay_ms;
     pthread_mutex_unlock(&lock);
     if (result != VIX_OK)
         return result;
-    if (delay > 0) {
-        struct timespec pause = { delay / 1000, (delay % 1000) * 1000000L };
-        nanosleep(&pause, NULL);
-    }
+    pause_ms(delay);
     want = (size_t)(count * VIXDISKLIB_SECTOR_SIZE);
     if (disk->direct_fd >= 0 && want > 0) {
         switch (direct_write(disk, start, want, buffer)) {
