@@ -23,7 +23,8 @@ def _patch(monkeypatch, open_repository, login):
     monkeypatch.setattr(glue_params, "vm_session", vm_session)
 
 
-def test_the_key_is_derived_while_the_session_logs_in(monkeypatch):
+def _overlapping():
+    """(open_repository, login) that each wait for the other to have started: they pass only when run at once."""
     deriving, logging_in = threading.Event(), threading.Event()
 
     def open_repository(params):
@@ -34,30 +35,32 @@ def test_the_key_is_derived_while_the_session_logs_in(monkeypatch):
     def login():
         logging_in.set()
         assert deriving.wait(5)
+    return open_repository, login
 
-    _patch(monkeypatch, open_repository, login)
+
+def _wrong_password(params):
+    raise WrongKeyError("no key slot of the repository opens with the password given")
+
+
+def _refused_login():
+    raise LoginRefused("Cannot complete login due to an incorrect user name or password.")
+
+
+def test_the_key_is_derived_while_the_session_logs_in(monkeypatch):
+    _patch(monkeypatch, *_overlapping())
     with glue_params.repository_and_vm_session({}) as opened:
         assert opened == ("repository", "client", "finder", "vm-1")
 
 
 def test_a_wrong_repository_password_wins_over_a_refused_login(monkeypatch):
-    def open_repository(params):
-        raise WrongKeyError("no key slot of the repository opens with the password given")
-
-    def login():
-        raise LoginRefused("Cannot complete login due to an incorrect user name or password.")
-
-    _patch(monkeypatch, open_repository, login)
+    _patch(monkeypatch, _wrong_password, _refused_login)
     with pytest.raises(WrongKeyError):
         with glue_params.repository_and_vm_session({}):
             pass
 
 
 def test_a_wrong_repository_password_stops_before_the_block_runs(monkeypatch):
-    def open_repository(params):
-        raise WrongKeyError("no key slot of the repository opens with the password given")
-
-    _patch(monkeypatch, open_repository, lambda: None)
+    _patch(monkeypatch, _wrong_password, lambda: None)
     ran = []
     with pytest.raises(WrongKeyError):
         with glue_params.repository_and_vm_session({}):
@@ -66,10 +69,7 @@ def test_a_wrong_repository_password_stops_before_the_block_runs(monkeypatch):
 
 
 def test_a_refused_login_is_reported_when_the_repository_opened(monkeypatch):
-    def login():
-        raise LoginRefused("Cannot complete login due to an incorrect user name or password.")
-
-    _patch(monkeypatch, lambda params: "repository", login)
+    _patch(monkeypatch, lambda params: "repository", _refused_login)
     with pytest.raises(LoginRefused):
         with glue_params.repository_and_vm_session({}):
             pass
@@ -95,30 +95,14 @@ class FakeClient:
 
 
 def test_repository_and_client_derives_the_key_during_the_login_and_its_error_wins(monkeypatch):
-    deriving, logging_in = threading.Event(), threading.Event()
+    def patch(open_repository, login):
+        monkeypatch.setattr(repository_params, "open_repository", open_repository)
+        monkeypatch.setattr(glue_params, "client_from_params", lambda params: FakeClient(login))
 
-    def open_repository(params):
-        deriving.set()
-        assert logging_in.wait(5), "the login did not start while the key was being derived"
-        return "repository"
-
-    def login():
-        logging_in.set()
-        assert deriving.wait(5)
-
-    monkeypatch.setattr(repository_params, "open_repository", open_repository)
-    monkeypatch.setattr(glue_params, "client_from_params", lambda params: FakeClient(login))
+    patch(*_overlapping())
     with glue_params.repository_and_client({}) as opened:
         assert opened == ("repository", "client")
-
-    def wrong_password(params):
-        raise WrongKeyError("no key slot of the repository opens with the password given")
-
-    def refused():
-        raise LoginRefused("Cannot complete login due to an incorrect user name or password.")
-
-    monkeypatch.setattr(repository_params, "open_repository", wrong_password)
-    monkeypatch.setattr(glue_params, "client_from_params", lambda params: FakeClient(refused))
+    patch(_wrong_password, _refused_login)
     with pytest.raises(WrongKeyError):
         with glue_params.repository_and_client({}):
             pass
