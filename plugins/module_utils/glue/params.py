@@ -39,8 +39,8 @@ def _repository_beside(params, session, opening=None):
     """(repository, what ``session(params)`` yields): the repository key is derived while the session logs in.
 
     Deriving a password's key (scrypt, about 0.35 s, outside the GIL) and
-    logging in (round trips; a real vCenter's SmartConnect takes a good part
-    of a second) overlap instead of adding up.  The repository is still
+    logging in (round trips, longer against a real vCenter than against the
+    simulator) overlap instead of adding up.  The repository is still
     checked before the caller changes anything in vSphere, and its error (a
     wrong password, a missing repository) wins over a vSphere error when
     both fail, as when it was opened first.  ``opening`` is a future of
