@@ -31,6 +31,19 @@ options:
         E(VMCRYPT_REPOSITORY_KEY_FILE) environment variable is used.
       - Mutually exclusive with O(repository_password).
     type: path
+  repository_sync:
+    description:
+      - How a task that stores data (M(vmcrypt.backup.disk_export), the NVRAM of M(vmcrypt.backup.metadata_capture))
+        flushes the chunk files it writes to stable storage. Other modules ignore it.
+      - V(filesystem) publishes chunk files unflushed and flushes the repository's file system once (C(syncfs))
+        before the disk is recorded, as Proxmox Backup Server's C(sync-level=filesystem) does. A crash before that
+        flush leaves a marker under C(unflushed/); the next backup reads the chunk files written since it and moves
+        the damaged ones to C(quarantine/), so no backup ever names a chunk the crash lost.
+      - V(file) flushes every chunk file and its folder before publishing it, and costs more CPU and waiting per
+        chunk. Use it where C(syncfs) does not reach the storage (some FUSE file systems).
+    type: str
+    choices: [filesystem, file]
+    default: filesystem
 notes:
   - A wrong password or key file fails the task with a one-line message and leaves the repository untouched.
   - All modules of the C(vmcrypt.backup.repository) action group accept these options, so a play can set

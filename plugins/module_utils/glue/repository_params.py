@@ -16,6 +16,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.specs import KEY_FILE_ENV, PASSWORD_ENV
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.flush import DEFAULT_SYNC_LEVEL, check_sync_level
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.repository import Repository, credential_from
 
 
@@ -37,7 +38,9 @@ def credential_from_params(params, environ=None):
 
 
 def open_repository(params):
-    return Repository.open(params["repository"], credential_from_params(params))
+    repository = Repository.open(params["repository"], credential_from_params(params))
+    repository.sync_level = check_sync_level(params.get("repository_sync") or DEFAULT_SYNC_LEVEL)
+    return repository
 
 
 def open_repository_in_background(params):

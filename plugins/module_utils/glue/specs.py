@@ -14,6 +14,7 @@ __metaclass__ = type
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.flush import DEFAULT_SYNC_LEVEL, SYNC_LEVELS
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.structs import TRANSPORTS
 
 PASSWORD_ENV = "VMCRYPT_REPOSITORY_PASSWORD"
@@ -52,6 +53,7 @@ def repository_options():
         repository=dict(type="path", required=True),
         repository_password=dict(type="str", no_log=True),
         repository_key_file=dict(type="path", no_log=False),
+        repository_sync=dict(type="str", choices=list(SYNC_LEVELS), default=DEFAULT_SYNC_LEVEL),
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ctypes
 import errno
 import os
 import stat as stat_module
@@ -44,8 +45,13 @@ class Backend(object):
         With ``overwrite=False`` an existing file is left alone and False is
         returned (chunks are content addressed, so either copy is right).
         ``durable=False`` skips the flush to stable storage, for files that
-        are worthless after a power loss anyway (lock files).
+        are worthless after a power loss anyway (lock files) or that a later
+        ``sync`` flushes (chunk files, ``flush.py``).
         """
+        raise NotImplementedError
+
+    def sync(self):
+        """Flush everything written to the repository's storage so far to stable storage."""
         raise NotImplementedError
 
     def get(self, name, max_size=None):
@@ -65,6 +71,11 @@ class Backend(object):
 
     def walk(self, prefix):
         """Names of every file below ``prefix``, recursively (no temp files)."""
+        raise NotImplementedError
+
+    def walk_modified(self, prefix, since):
+        """Names of the files below ``prefix`` (recursively, no temp files) modified at or after
+        ``since``, by the storage's clock."""
         raise NotImplementedError
 
     def delete(self, name):
@@ -119,13 +130,14 @@ class _AlreadyThere(Exception):
 class _Entry(object):
     """One name of a folder listing: what it is, read while the folder was open."""
 
-    __slots__ = ("name", "file", "dir", "size")
+    __slots__ = ("name", "file", "dir", "size", "mtime")
 
-    def __init__(self, name, is_file, is_dir, size):
+    def __init__(self, name, is_file, is_dir, size, mtime=0.0):
         self.name = name
         self.file = is_file
         self.dir = is_dir
         self.size = size
+        self.mtime = mtime
 
     def is_file(self, follow_symlinks=False):  # pylint: disable=unused-argument
         return self.file
@@ -150,6 +162,28 @@ def _os_error(error, action, name):
     return BackendError("I/O error while %s %s: %s" % (action, name, error.strerror or error))
 
 
+def _syncfs(fd):
+    """syncfs(2) of the file system holding ``fd``; where the C library lacks it, sync(2) of all of them.
+
+    Linux reports write-back errors of the file system through syncfs since 5.8;
+    before that, and through sync(2), an error is not seen here.
+    """
+    syncfs = getattr(_libc(), "syncfs", None)
+    if syncfs is None:
+        os.sync()
+        return
+    if syncfs(fd) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
@@ -169,6 +203,21 @@ class LocalBackend(Backend):
         self.root = os.path.abspath(root)
         self.location = self.root
         self.fsync = fsync
+
+    def sync(self):
+        """One ``syncfs`` of the repository's file system (nothing when ``fsync`` is off)."""
+        if not self.fsync:
+            return
+        try:
+            fd = os.open(self.root, os.O_RDONLY | _CLOEXEC)
+        except OSError as error:
+            raise _os_error(error, "flushing", self.root)
+        try:
+            _syncfs(fd)
+        except OSError as error:
+            raise _os_error(error, "flushing", self.root)
+        finally:
+            os.close(fd)
 
     def _open_dir(self, parts, create=False):
         """A descriptor of folder ``root/parts...``; ENOENT when absent (``create`` makes it)."""
@@ -349,7 +398,7 @@ class LocalBackend(Backend):
             return stat_module.S_ISREG(os.stat(leaf, dir_fd=dfd, follow_symlinks=False).st_mode)
         return self._at(name, "reading", regular, lambda: False)
 
-    def _scan(self, prefix, sizes=False):
+    def _scan(self, prefix, stat_files=False):
         """[_Entry] directly below folder ``prefix`` ("" is the root), sorted; [] when it is absent.
 
         The kinds come from the folder listing (``lstat`` where it is silent):
@@ -368,8 +417,9 @@ class LocalBackend(Backend):
                 for entry in entries:
                     try:
                         is_file = entry.is_file(follow_symlinks=False)
-                        size = entry.stat(follow_symlinks=False).st_size if sizes and is_file else 0
-                        result.append(_Entry(entry.name, is_file, entry.is_dir(follow_symlinks=False), size))
+                        info = entry.stat(follow_symlinks=False) if stat_files and is_file else None
+                        result.append(_Entry(entry.name, is_file, entry.is_dir(follow_symlinks=False),
+                                             info.st_size if info else 0, info.st_mtime if info else 0.0))
                     except OSError:
                         continue  # removed while listing
         except OSError as error:
@@ -397,13 +447,13 @@ class LocalBackend(Backend):
         """Names of the folders directly below folder ``prefix`` (never links to folders)."""
         return [self._join(prefix, entry.name) for entry in self._scan(prefix) if entry.is_dir(follow_symlinks=False)]
 
-    def _walk(self, prefix, temp, sizes=False):
+    def _walk(self, prefix, temp, stat_files=False):
         """Regular files below ``prefix``, recursively, not entering links: ``temp`` picks temporary or other files."""
         found = []
         pending = [prefix]
         while pending:
             folder = pending.pop()
-            for entry in self._scan(folder, sizes):
+            for entry in self._scan(folder, stat_files):
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(self._join(folder, entry.name))
                 elif entry.is_file(follow_symlinks=False) and entry.name.startswith(TEMP_PREFIX) == temp:
@@ -412,6 +462,9 @@ class LocalBackend(Backend):
 
     def walk(self, prefix):
         return [name for name, _entry in self._walk(prefix, temp=False)]
+
+    def walk_modified(self, prefix, since):
+        return [name for name, entry in self._walk(prefix, temp=False, stat_files=True) if entry.mtime >= since]
 
     def delete(self, name):
         """Remove ``name`` (a link is removed itself, never what it points to); a missing file is not an error."""
@@ -499,7 +552,7 @@ class LocalBackend(Backend):
         """(file count, bytes) of the regular files below ``prefix``."""
         count = 0
         size = 0
-        for _name, entry in self._walk(prefix, temp=False, sizes=True):
+        for _name, entry in self._walk(prefix, temp=False, stat_files=True):
             size += entry.size
             count += 1
         return count, size

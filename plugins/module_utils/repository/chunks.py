@@ -85,8 +85,12 @@ class ChunkStore(object):
     def exists(self, chunk_id):
         return self.backend.exists(chunk_name(chunk_id))
 
-    def put(self, data, chunk_id=None):
+    def put(self, data, chunk_id=None, durable=True):
         """Store ``data``; returns (chunk id, bytes written, or 0 if the chunk was already there).
+
+        ``durable=False`` publishes the chunk file without flushing it: the
+        writer then owes a ``PendingFlush`` (``flush.py``) before any record
+        names the chunk.
 
         Idempotent: a chunk that exists is not written again, and two writers
         racing on the same chunk each rename a complete, valid file.  A chunk
@@ -107,7 +111,7 @@ class ChunkStore(object):
             other.wait()
             if self.backend.exists(name):
                 return chunk_id, 0
-            return self.put(data, chunk_id)
+            return self.put(data, chunk_id, durable)
         try:
             try:
                 self.backend.touch(name)
@@ -117,7 +121,7 @@ class ChunkStore(object):
             except UnsafeFileError:  # a link or FIFO where the chunk belongs: move it aside, store the chunk
                 self.quarantine(chunk_id)
             sealed = envelope.seal(self.keys, envelope.MAGIC_CHUNK, chunk_id, data)
-            written = self.backend.put(name, sealed, overwrite=False)
+            written = self.backend.put(name, sealed, overwrite=False, durable=durable)
             return chunk_id, len(sealed) if written else 0
         finally:
             with self._inflight_mutex:

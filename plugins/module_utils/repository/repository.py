@@ -28,6 +28,7 @@ import time
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import (
     envelope,
+    flush,
     keys as keyslots,
     locks,
     manifest,
@@ -133,6 +134,8 @@ class Repository(object):
     """
 
     lock_wait = 0.0
+    # how writers flush chunk files (flush.py); set by the modules' repository_sync
+    sync_level = flush.DEFAULT_SYNC_LEVEL
     RESERVE = RESERVE
     RESERVE_SIZE = RESERVE_SIZE
 

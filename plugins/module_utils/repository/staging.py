@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import chain, envelope, locks, manifest
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import chain, envelope, flush, locks, manifest
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks import ZeroCheck
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
@@ -124,31 +124,59 @@ class StagedBackup(object):
         digest = hashlib.sha256()
         chunks = []
         size = 0
-        with self._shared_lock("store NVRAM"):
-            pending = bytearray()
-            for block in data:
-                if not isinstance(block, (bytes, bytearray, memoryview)):
-                    raise InvalidArgumentError("NVRAM must be bytes or an iterable of bytes")
-                digest.update(block)
-                size += len(block)
-                pending += block
-                while len(pending) >= chunk_size:
-                    chunks.append([chunk_size, self.repository.chunks.put(bytes(pending[:chunk_size]))[0].hex()])
-                    del pending[:chunk_size]
-            if pending or not chunks:
-                chunks.append([len(pending), self.repository.chunks.put(bytes(pending))[0].hex()])
+        with self._shared_lock("store NVRAM") as lock:
+            self.recover_unflushed()
+            owed = flush.PendingFlush(self.repository, lock)
+
+            def put(block):
+                return [len(block), self.repository.chunks.put(block, durable=not owed.unflushed())[0].hex()]
+            try:
+                pending = bytearray()
+                for block in data:
+                    if not isinstance(block, (bytes, bytearray, memoryview)):
+                        raise InvalidArgumentError("NVRAM must be bytes or an iterable of bytes")
+                    digest.update(block)
+                    size += len(block)
+                    pending += block
+                    while len(pending) >= chunk_size:
+                        chunks.append(put(bytes(pending[:chunk_size])))
+                        del pending[:chunk_size]
+                if pending or not chunks:
+                    chunks.append(put(bytes(pending)))
+            except BaseException:
+                owed.settle_quietly()
+                raise
+            flush.check_not_quarantined(self.repository, [bytes.fromhex(chunk_id) for _length, chunk_id in chunks],
+                                        "NVRAM of backup %s" % self.backup_id)
+            owed.settle()
             document = {"size": size, "sha256": digest.hexdigest(), "chunks": chunks}
+            lock.check()
             self._write_part("nvram", document)
         return {"size": size, "sha256": document["sha256"]}
+
+    def recover_unflushed(self):
+        """Before this backup takes any chunk it finds for stored: clear what a writer that died unflushed
+        left (``flush.recover``); the backup carries a warning when there was something to clear."""
+        recovery = flush.recover(self.repository)
+        warning = recovery.warning()
+        if warning:
+            self.repository.warnings.append(warning)
+            warnings = self._warnings()
+            if warning not in warnings:
+                self._write_part("warnings", {"warnings": warnings + [warning]})
+        return recovery
+
+    def _warnings(self):
+        try:
+            return self._read_part("warnings")["warnings"]
+        except MissingDataError:
+            return []
 
     def add_warning(self, text):
         """Record a one-line warning that the committed backup will carry."""
         self.info()
         with self._shared_lock("store warning"):
-            try:
-                warnings = self._read_part("warnings")["warnings"]
-            except MissingDataError:
-                warnings = []
+            warnings = self._warnings()
             if text not in warnings:
                 warnings.append(str(text))
             self._write_part("warnings", {"warnings": warnings})
@@ -169,6 +197,7 @@ class StagedBackup(object):
         self.info()
         lock = self._shared_lock("write disk %s" % key)
         try:
+            self.recover_unflushed()
             base_index = None
             if base_backup_id is not None:
                 base = self.repository.read_manifest(base_backup_id)
@@ -293,6 +322,8 @@ class DiskWriter(object):
         self.capacity = capacity
         self.chunk_size = staged.repository.chunk_size
         self._lock = lock
+        self._owed = flush.PendingFlush(staged.repository, lock)
+        self._stored_ids = set()  # what this run put or found, for flush.check_not_quarantined
         self._store = staged.repository.chunks
         self._mutex = threading.Lock()
         self._is_zero = ZeroCheck()
@@ -335,9 +366,10 @@ class DiskWriter(object):
                 self.stats["blocks_written"] += 1
                 self.stats["logical_bytes"] += len(block)
             return
-        chunk_id, stored = self._store.put(block)
+        chunk_id, stored = self._store.put(block, durable=not self._owed.unflushed())
         with self._mutex:
             self.index.entries[number] = chunk_id
+            self._stored_ids.add(chunk_id)
             self.stats["blocks_written"] += 1
             self.stats["logical_bytes"] += len(block)
             if stored:
@@ -393,10 +425,12 @@ class DiskWriter(object):
         return dict(self.stats)
 
     def close(self):
-        """Write the staged disk part and release the lock."""
+        """Flush the chunks (``flush.py``), write the staged disk part and release the lock."""
         if self.closed:
             return
         try:
+            flush.check_not_quarantined(self.staged.repository, self._stored_ids, "disk %s" % self.key)
+            self._owed.settle()
             document = {
                 "key": self.key,
                 "capacity": self.capacity,
@@ -410,14 +444,18 @@ class DiskWriter(object):
             # a writer whose lock was removed (judged stale) may have lost chunks to a prune: record nothing
             self._lock.check()
             self.staged._write_part(DISK_PART_PREFIX + self.key, document)
+        except BaseException:
+            self._owed.settle_quietly()
+            raise
         finally:
             self.closed = True
             self._lock.release()
 
     def abort(self):
-        """Release the lock without recording the disk."""
+        """Release the lock without recording the disk (its chunks are flushed first, so no marker stays)."""
         if not self.closed:
             self.closed = True
+            self._owed.settle_quietly()
             self._lock.release()
 
     def __enter__(self):
