@@ -33,7 +33,9 @@ into fresh repositories:
    ``cp --sparse=always`` of the image into the emptied target disk (through
    the page cache) and ``dd oflag=direct`` of the allocated bytes into it (the
    way the VDDK double writes by default: ESXi's VMFS has no host page cache);
-2. vmcrypt full export (disk_export: CBT "*" -> allocated chunks only);
+2. vmcrypt full export (disk_export: CBT "*" -> allocated chunks only), then
+   the same into another fresh repository with ``repository_sync: file`` (an
+   ``fsync`` per chunk file instead of one ``syncfs`` at the end);
 3. restic ``backup --stdin`` of the same file (repository version 2, compression auto);
 4. vmcrypt import (disk_import of the full backup into another encrypted VM's
    disk, its flat file emptied first), then the same import again with the
@@ -99,6 +101,7 @@ STEPS = (
     ("write_floor", "cp --sparse=always into the target (write floor)"),
     ("write_floor_direct", "dd oflag=direct into the target (direct write floor)"),
     ("export_full", "vmcrypt disk_export, full"),
+    ("export_full_file_sync", "vmcrypt disk_export, full, repository_sync file"),
     ("restic_backup", "restic backup --stdin"),
     ("import", "vmcrypt disk_import"),
     ("import_buffered", "vmcrypt disk_import, page-cache writes"),
@@ -125,7 +128,7 @@ def _job_step(spec):
               "port": spec["port"], "validate_certs": False, "name": None, "uuid": None, "moid": spec["vm"],
               "use_instance_uuid": False, "datacenter": None, "folder": None, "repository": spec["repository"],
               "repository_password": None if spec.get("key_file") else PASSWORD,
-              "repository_key_file": spec.get("key_file")}
+              "repository_key_file": spec.get("key_file"), "repository_sync": spec.get("sync")}
     opening = open_repository_in_background(params)
     from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import DiskExportJob, ExportOptions
     from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import DiskImportJob, ImportOptions
@@ -202,19 +205,20 @@ class Bench(object):
     def remove(self, snapshot):
         self.wait(snapshot.RemoveSnapshot_Task(removeChildren=True))
 
-    def job(self, kind, name, repository, snapshot=None, backup_id=None, key_file=None):
+    def job(self, kind, name, repository, snapshot=None, backup_id=None, key_file=None, sync=None):
         spec = {"kind": kind, "vm": self.vms[name]["moid"], "repository": repository, "host": self.vcsim.host,
                 "port": self.vcsim.port, "username": self.vcsim.username, "password": self.vcsim.password,
-                "libdir": self.libdir, "snapshot": snapshot, "backup_id": backup_id, "key_file": key_file}
+                "libdir": self.libdir, "snapshot": snapshot, "backup_id": backup_id, "key_file": key_file,
+                "sync": sync}
         # the spec holds vCenter's password: the environment, not the command line, carries it
         wall, rss, out = _measure([sys.executable, os.path.abspath(__file__), "--job"],
                                   env=dict(self.env, VMCRYPT_BENCH_JOB=json.dumps(spec)), isolate_rss=True)
         return wall, rss, json.loads(out.strip().splitlines()[-1])
 
-    def export(self, name, repository, key_file=None):
+    def export(self, name, repository, key_file=None, sync=None):
         snapshot = self.snapshot(name)
         try:
-            return self.job("export", name, repository, snapshot=snapshot._moId, key_file=key_file)
+            return self.job("export", name, repository, snapshot=snapshot._moId, key_file=key_file, sync=sync)
         finally:
             self.remove(snapshot)
 
@@ -342,6 +346,14 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     full_id = result["backup_id"]
     full_repository_bytes = _dir_size(ours)  # the same content as restic's: one full backup of the image
 
+    # 2b. the same with every chunk file flushed by itself (repository_sync: file), into a repository of its own
+    file_sync_repo = os.path.join(work, "vmcrypt-file-sync-repo")
+    _fresh_repository(file_sync_repo)
+    wall, rss, result = bench.export(SOURCE, file_sync_repo, sync="file")
+    details["export_full_file_sync"] = result["disks"][0]
+    record("export_full_file_sync", wall, rss, allocated, "(pipeline %.2f s)" % result["disks"][0]["duration_seconds"])
+    shutil.rmtree(file_sync_repo, ignore_errors=True)
+
     # 3. restic backup of the same bytes
     for path in (theirs, restored):
         shutil.rmtree(path, ignore_errors=True)
@@ -452,6 +464,9 @@ def summarize(runs, size, sparse_size, allocated, repeat):
         "export_vs_restic_backup": {"ratio": round(median["restic_backup"] / median["export_full"], 3), "target": 3.0},
         "export_vs_floor": {"ratio": round(median["floor"] / median["export_full"], 3), "target": 0.909,
                             "note": "floor time / export time; 0.909 = export at most 1.1x the floor"},
+        "export_file_sync_vs_floor": {"ratio": round(median["floor"] / median["export_full_file_sync"], 3),
+                                      "target": None, "note": "the same with repository_sync: file (an fsync per "
+                                                              "chunk file, as before the flush was batched)"},
         "import_vs_restic_restore": {"ratio": round(median["restic_restore"] / median["import"], 3), "target": 2.0},
         "import_buffered_vs_restic_restore": {"ratio": round(median["restic_restore"] / median["import_buffered"], 2),
                                               "target": None,
