@@ -163,7 +163,7 @@ snapshot:
 disks:
   description:
     - One report per disk. Check mode returns the same keys, with what only a run measures (the byte and chunk
-      counts, C(retries), C(transport), C(duration_seconds), C(throughput_mib_s)) null.
+      counts, C(retries), C(transport), C(duration_seconds), C(throughput_mib_s), C(flush_seconds)) null.
   returned: always
   type: list
   elements: dict
@@ -225,6 +225,11 @@ disks:
       type: float
     throughput_mib_s:
       description: Bytes read per second, in MiB; null in check mode, or when the disk took no measurable time.
+      type: float
+    flush_seconds:
+      description:
+        - Time spent flushing the disk's chunk files to stable storage before it was recorded (one C(syncfs) with
+          O(repository_sync=filesystem)), after C(duration_seconds); null in check mode.
       type: float
 error_type:
   description:

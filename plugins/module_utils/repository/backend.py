@@ -17,6 +17,7 @@ __metaclass__ = type
 
 import ctypes
 import errno
+import functools
 import os
 import stat as stat_module
 import uuid
@@ -184,6 +185,30 @@ def _libc():
         return None
 
 
+SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h: start writing the dirty pages out, do not wait
+
+
+@functools.lru_cache(maxsize=None)
+def _sync_file_range():
+    function = getattr(_libc(), "sync_file_range", None)
+    if function is not None:
+        function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        function.restype = ctypes.c_int
+    return function
+
+
+def _start_writeback(fd):
+    """Have the kernel start writing ``fd``'s dirty pages now, without waiting (Linux's sync_file_range).
+
+    Only a head start: the file counts as unflushed until ``sync``.  But the
+    disk then works while the export computes, and that one flush at the end
+    finds little left to write.  An error here shows again at the flush.
+    """
+    function = _sync_file_range()
+    if function is not None:
+        function(fd, 0, 0, SYNC_FILE_RANGE_WRITE)
+
+
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
@@ -294,6 +319,8 @@ class LocalBackend(Backend):
                     view = view[written:]
                 if self.fsync and durable:
                     os.fsync(fd)
+                elif self.fsync:
+                    _start_writeback(fd)
             finally:
                 os.close(fd)
             if overwrite or not self._link(temp, leaf, dfd):

@@ -334,6 +334,7 @@ class DiskWriter(object):
         self.change_id = None
         self.stats = dict((field, 0) for field in self.STAT_FIELDS)
         self.stats["blocks_from_base"] = len(self.index.entries)
+        self.flush_seconds = None  # how long close() waited for the chunk files to reach stable storage
         self.closed = False
 
     def set_change_id(self, change_id):
@@ -430,7 +431,9 @@ class DiskWriter(object):
             return
         try:
             flush.check_not_quarantined(self.staged.repository, self._stored_ids, "disk %s" % self.key)
+            started = time.monotonic()
             self._owed.settle()
+            self.flush_seconds = round(time.monotonic() - started, 3)
             document = {
                 "key": self.key,
                 "capacity": self.capacity,

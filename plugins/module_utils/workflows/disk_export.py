@@ -91,7 +91,7 @@ def select_disks(disks, wanted):
 # What a run measures per disk; check mode returns the same keys with these unmeasured (None).
 MEASURED_DISK_KEYS = ("bytes_read", "bytes_skipped", "bytes_stored", "bytes_deduplicated", "new_chunks",
                       "deduplicated_chunks", "zero_chunks", "chunks_from_base", "retries", "transport",
-                      "duration_seconds", "throughput_mib_s")
+                      "duration_seconds", "throughput_mib_s", "flush_seconds")
 
 
 class DiskExportJob(TransferJob):
@@ -235,6 +235,7 @@ class DiskExportJob(TransferJob):
         finally:
             while first:  # a plan with nothing to read never took the first connection
                 first.pop().close()
+        report["flush_seconds"] = writer.flush_seconds
         report["transport"] = report["transport"] or transport
         report["key"] = disk.key
         report["label"] = disk.label

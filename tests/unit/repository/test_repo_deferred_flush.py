@@ -212,3 +212,21 @@ def test_the_real_syncfs_runs_here(tmp_path):
 def test_unknown_sync_level_is_refused():
     with pytest.raises(InvalidArgumentError, match="filesystem, file"):
         flush.check_sync_level("none")
+
+
+def test_an_unflushed_chunk_file_has_its_writeback_started_and_a_flushed_one_is_fsynced(tmp_path, monkeypatch):
+    started = []
+    fsynced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(backend_module, "_sync_file_range",
+                        lambda: lambda fd, offset, length, flags: started.append((offset, length, flags)) or 0)
+    monkeypatch.setattr(backend_module.os, "fsync", lambda fd: fsynced.append(fd) or real_fsync(fd))
+    backend = backend_module.LocalBackend(str(tmp_path))
+    backend.put("chunks/ab/unflushed", b"x" * 100, durable=False)
+    assert started == [(0, 0, backend_module.SYNC_FILE_RANGE_WRITE)] and fsynced == []
+    backend.put("backups/flushed", b"y" * 100)
+    assert len(started) == 1 and len(fsynced) == 2  # the file, then its folder
+
+
+def test_the_real_sync_file_range_is_found_here():
+    assert backend_module._sync_file_range() is not None  # Linux's C library has it since glibc 2.6
