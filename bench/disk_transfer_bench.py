@@ -112,6 +112,8 @@ STEPS = (
     ("sparse_export", "vmcrypt disk_export, sparse disk"),
     ("sparse_import", "vmcrypt disk_import, sparse disk"),
 )
+# The steps that are our jobs (Bench.job): their CPU seconds come from Bench.last_cpu.
+JOB_STEPS = frozenset(key for key, _label in STEPS if key.startswith(("export", "import", "sparse")))
 
 
 # -- child process: one job -------------------------------------------------------------
@@ -157,6 +159,7 @@ class Bench(object):
             raise SystemExit("%s is missing: run `make vddk-double`" % DOUBLE_LIB)
         self.workdir = workdir
         self.libdir = DOUBLE_LIBDIR
+        self.last_cpu = {}  # CPU seconds of the last job (user_s, system_s)
         self.vcsim = Vcsim(hosts_per_cluster=1, vms_per_pool=0, datastore_dir=os.path.join(workdir, "datastores"))
         os.makedirs(self.vcsim.datastore_dir, exist_ok=True)
         self.vcsim.start()
@@ -211,8 +214,10 @@ class Bench(object):
                 "libdir": self.libdir, "snapshot": snapshot, "backup_id": backup_id, "key_file": key_file,
                 "sync": sync}
         # the spec holds vCenter's password: the environment, not the command line, carries it
+        self.last_cpu = {}
         wall, rss, out = _measure([sys.executable, os.path.abspath(__file__), "--job"],
-                                  env=dict(self.env, VMCRYPT_BENCH_JOB=json.dumps(spec)), isolate_rss=True)
+                                  env=dict(self.env, VMCRYPT_BENCH_JOB=json.dumps(spec)), isolate_rss=True,
+                                  cpu=self.last_cpu)
         return wall, rss, json.loads(out.strip().splitlines()[-1])
 
     def export(self, name, repository, key_file=None, sync=None):
@@ -313,26 +318,35 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     steps = {}
     details = {}
 
+    cpu = {}
+
+    def measure(command, **options):
+        """_measure, keeping the step's CPU seconds in ``cpu`` for ``record``."""
+        cpu.clear()
+        return _measure(command, cpu=cpu, **options)
+
     def record(key, wall, rss, data_bytes, note=""):
+        used = bench.last_cpu if key in JOB_STEPS else cpu
+        cpu_s = round(used["user_s"] + used["system_s"], 3)
         steps[key] = {"seconds": round(wall, 3), "peak_rss_mib": round(rss / MIB, 1),
-                      "bytes": data_bytes, "mib_per_s": round(data_bytes / MIB / wall, 1)}
-        print("%-40s %8.2f s %8.1f MiB/s  peak RSS %6.1f MiB %s"
-              % (dict(STEPS)[key], wall, data_bytes / MIB / wall, rss / MIB, note), flush=True)
+                      "bytes": data_bytes, "mib_per_s": round(data_bytes / MIB / wall, 1), "cpu_s": cpu_s}
+        print("%-40s %8.2f s %8.1f MiB/s  peak RSS %6.1f MiB  CPU %6.2f s %s"
+              % (dict(STEPS)[key], wall, data_bytes / MIB / wall, rss / MIB, cpu_s, note), flush=True)
 
     # 1. ceiling: cat, page cache warmed by an untimed cat first
     subprocess.run(["cat", source], stdout=subprocess.DEVNULL, check=True)
-    wall, rss, _out = _measure(["sh", "-c", 'exec cat "$0" > /dev/null', source], isolate_rss=True)
+    wall, rss, _out = measure(["sh", "-c", 'exec cat "$0" > /dev/null', source], isolate_rss=True)
     record("cat", wall, rss, allocated, "(allocated bytes / time; cat reads %.1f GiB)" % (size / GIB))
 
     # floors: compressing and encrypting the allocated bytes; writing them into the target
     subprocess.run(["cat", allocated_file], stdout=subprocess.DEVNULL, check=True)
-    wall, rss, _out = _measure(["sh", "-c", floor_command(os.cpu_count() or 1), allocated_file], isolate_rss=True)
+    wall, rss, _out = measure(["sh", "-c", floor_command(os.cpu_count() or 1), allocated_file], isolate_rss=True)
     record("floor", wall, rss, allocated)
     empty_disk(target, size)
-    wall, rss, _out = _measure(["cp", "--sparse=always", source, target], isolate_rss=True)
+    wall, rss, _out = measure(["cp", "--sparse=always", source, target], isolate_rss=True)
     record("write_floor", wall, rss, allocated, "(then sync, untimed)")
     empty_disk(target, size)
-    wall, rss, _out = _measure(["dd", "if=" + allocated_file, "of=" + target, "bs=4M", "oflag=direct", "conv=notrunc",
+    wall, rss, _out = measure(["dd", "if=" + allocated_file, "of=" + target, "bs=4M", "oflag=direct", "conv=notrunc",
                                 "status=none"], isolate_rss=True)
     record("write_floor_direct", wall, rss, allocated, "(the allocated bytes, contiguous)")
 
@@ -359,7 +373,7 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
         shutil.rmtree(path, ignore_errors=True)
     env = restic_env(work, theirs)
     restic_init(restic, env)
-    wall, rss, _out = _measure(restic_backup_command(restic), env=env, stdin_path=source, isolate_rss=True)
+    wall, rss, _out = measure(restic_backup_command(restic), env=env, stdin_path=source, isolate_rss=True)
     record("restic_backup", wall, rss, allocated, "(reads %.1f GiB from stdin)" % (size / GIB))
 
     # 4. import into the other encrypted VM's (emptied) disk
@@ -384,7 +398,7 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     record("import_buffered", wall, rss, allocated, "(wrote %d MiB)" % (result["disks"][0].get("bytes_written", 0) // MIB))
 
     # 5. restic restore
-    wall, rss, _out = _measure([restic, "restore", "latest", "--target", restored, "--quiet"], env=env,
+    wall, rss, _out = measure([restic, "restore", "latest", "--target", restored, "--quiet"], env=env,
                                isolate_rss=True)
     record("restic_restore", wall, rss, allocated, "(writes %.1f GiB)" % (size / GIB))
     shutil.rmtree(restored, ignore_errors=True)
@@ -449,9 +463,14 @@ def summarize(runs, size, sparse_size, allocated, repeat):
         seconds = [run["steps"][key]["seconds"] for run in runs]
         data_bytes = runs[0]["steps"][key]["bytes"]
         median[key] = statistics.median(seconds)
+        cpu_s = statistics.median(run["steps"][key]["cpu_s"] for run in runs)
         table.append({"step": key, "label": label, "median_seconds": round(median[key], 3), "all_seconds": seconds,
                       "bytes": data_bytes, "median_mib_per_s": round(data_bytes / MIB / median[key], 1),
-                      "peak_rss_mib": max(run["steps"][key]["peak_rss_mib"] for run in runs)})
+                      "peak_rss_mib": max(run["steps"][key]["peak_rss_mib"] for run in runs),
+                      "median_cpu_seconds": round(cpu_s, 2),
+                      # CPU seconds per wall second, each run's own, then the median: 2.0 = both cores busy
+                      "median_cores_busy": round(statistics.median(run["steps"][key]["cpu_s"] / run["steps"][key]["seconds"]
+                                                                   for run in runs), 2)})
     pipeline = dict((key, statistics.median(run["details"][key]["duration_seconds"] for run in runs))
                     for key in ("export_full", "export_incremental", "import"))
     incremental = runs[0]["details"]["export_incremental"]
@@ -509,12 +528,13 @@ def print_summary(name, summary):
     print("## %s image: medians of %d run(s), %d MiB allocated" % (name, summary["repeat"],
                                                                    summary["allocated_bytes"] // MIB))
     print()
-    print("| step | bytes counted | median s | MiB/s | peak RSS MiB | all runs s |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("| step | bytes counted | median s | MiB/s | CPU s | cores busy | peak RSS MiB | all runs s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for item in summary["steps"]:
-        print("| %s | %.0f MiB | %.2f | %.1f | %.1f | %s |"
+        print("| %s | %.0f MiB | %.2f | %.1f | %.2f | %.2f | %.1f | %s |"
               % (item["label"], item["bytes"] / MIB, item["median_seconds"], item["median_mib_per_s"],
-                 item["peak_rss_mib"], ", ".join("%.2f" % value for value in item["all_seconds"])))
+                 item["median_cpu_seconds"], item["median_cores_busy"], item["peak_rss_mib"],
+                 ", ".join("%.2f" % value for value in item["all_seconds"])))
     print()
     for target, item in summary["targets"].items():
         verdict = "-" if item["met"] is None else "met" if item["met"] else "NOT met"

@@ -120,8 +120,8 @@ def _vmcrypt_step(mode, repo_path, image, threads, base_id):
     print(json.dumps({"backup_id": item.backup_id, "stats": item.summary()["stats"]}))
 
 
-# Forks and execs its arguments, then writes "<ru_maxrss KiB> <wall seconds>" of that
-# grandchild to the file named first.  Linux carries the ru_maxrss of the process that
+# Forks and execs its arguments, then writes "<ru_maxrss KiB> <wall seconds> <user CPU s>
+# <system CPU s>" of that grandchild to the file named first.  Linux carries the ru_maxrss of the process that
 # forks into the exec'd child (at fork the child's memory is the parent's; exec keeps
 # the high-water mark), so a command started straight from a large parent reports at
 # least the parent's RSS.  This small interpreter (-I -S) is the parent instead.
@@ -136,14 +136,18 @@ if pid == 0:
 _pid, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - start
 with open(sys.argv[1], "w") as handle:
-    handle.write("%d %.6f" % (usage.ru_maxrss, wall))
+    handle.write("%d %.6f %.6f %.6f" % (usage.ru_maxrss, wall, usage.ru_utime, usage.ru_stime))
 code = os.waitstatus_to_exitcode(status)
 sys.exit(code if code >= 0 else 128 - code)
 """
 
 
-def _measure(command, env=None, stdin_path=None, isolate_rss=False):
+def _measure(command, env=None, stdin_path=None, isolate_rss=False, cpu=None):
     """(wall seconds, peak RSS bytes, stdout) of a child process.
+
+    ``cpu``, a dict, receives the child's ``user_s`` and ``system_s`` (CPU
+    seconds): beside the wall time they say whether a step kept the cores busy
+    or waited (on a disk, on the network).
 
     Dirty pages left by earlier steps (the image, the other tool's repository)
     are flushed first, untimed, so no step pays for another's writeback.
@@ -166,6 +170,7 @@ def _measure(command, env=None, stdin_path=None, isolate_rss=False):
     _pid, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     peak = usage.ru_maxrss * 1024
+    times = (usage.ru_utime, usage.ru_stime)
     process.returncode = os.waitstatus_to_exitcode(status)
     if stdin_path:
         stdin.close()
@@ -175,6 +180,9 @@ def _measure(command, env=None, stdin_path=None, isolate_rss=False):
         os.remove(report)
         if figures:
             peak, wall = int(figures[0]) * 1024, float(figures[1])
+            times = (float(figures[2]), float(figures[3]))
+    if cpu is not None:
+        cpu.update(user_s=round(times[0], 3), system_s=round(times[1], 3))
     if process.returncode:
         raise SystemExit("step failed: %s\n%s" % (" ".join(command), err.decode(errors="replace")[-2000:]))
     return wall, peak, out.decode()
