@@ -347,7 +347,7 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     record("write_floor", wall, rss, allocated, "(then sync, untimed)")
     empty_disk(target, size)
     wall, rss, _out = measure(["dd", "if=" + allocated_file, "of=" + target, "bs=4M", "oflag=direct", "conv=notrunc",
-                                "status=none"], isolate_rss=True)
+                               "status=none"], isolate_rss=True)
     record("write_floor_direct", wall, rss, allocated, "(the allocated bytes, contiguous)")
 
     # 2. full export
@@ -399,7 +399,7 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
 
     # 5. restic restore
     wall, rss, _out = measure([restic, "restore", "latest", "--target", restored, "--quiet"], env=env,
-                               isolate_rss=True)
+                              isolate_rss=True)
     record("restic_restore", wall, rss, allocated, "(writes %.1f GiB)" % (size / GIB))
     shutil.rmtree(restored, ignore_errors=True)
 

@@ -165,7 +165,7 @@ def test_a_chunk_moved_to_quarantine_while_the_backup_ran_is_not_recorded(tmp_pa
 
 @pytest.mark.parametrize("code, error", [(errno.EIO, BackendError), (errno.ENOSPC, RepositoryFullError)])
 def test_a_failed_flush_records_nothing_and_leaves_the_marker_for_the_next_backup(tmp_path, credential, monkeypatch,
-                                                                                code, error):
+                                                                                  code, error):
     repo = _repository(tmp_path, credential)
     data = os.urandom(CHUNK * BLOCKS)
     writer = _write_unclosed(repo, data)
