@@ -162,6 +162,15 @@ class ChunkStore(object):
             return None
         return target
 
+    def quarantined_ids(self):
+        """Raw ids of the chunks in quarantine (``quarantine`` names them ``<hex id>.<random>``)."""
+        ids = set()
+        for name in self.backend.list(self.quarantine_prefix):
+            chunk_id = id_from_name(name.split(".", 1)[0])
+            if chunk_id is not None:
+                ids.add(chunk_id)
+        return ids
+
     def list_ids(self):
         ids = []
         for name in self.backend.walk(PREFIX):

@@ -214,23 +214,10 @@ def recover(repository):
     return Recovery(len(orphaned), checked, quarantined)
 
 
-def quarantined_ids(repository):
-    """Raw ids of the chunks in ``quarantine/`` (named ``<hex id>.<random>``)."""
-    ids = set()
-    for name in repository.backend.list(repository.chunks.quarantine_prefix):
-        hex_id = name.rsplit("/", 1)[-1].split(".", 1)[0]
-        if len(hex_id) == 2 * chunks.ID_SIZE:
-            try:
-                ids.add(binascii.unhexlify(hex_id))
-            except (TypeError, ValueError):
-                continue
-    return ids
-
-
 def check_not_quarantined(repository, chunk_ids, what):
     """Refuse ``what`` (a disk about to be recorded) if one of its chunks was moved to quarantine
     and not stored again since."""
-    moved = quarantined_ids(repository)
+    moved = repository.chunks.quarantined_ids()
     for chunk_id in set(chunk_ids) & moved:
         try:
             repository.chunks.get(chunk_id, check_id=False)
