@@ -213,6 +213,12 @@ disks:
     chunks_from_base:
       description: Chunks of an incremental taken unchanged from RV(disks[].base_backup_id); null in check mode.
       type: int
+    patched_chunks:
+      description:
+        - Chunks of an incremental that changed only in part, whose changed pieces were stored as patches over
+          the base backup's chunk instead of a whole new chunk; null in check mode.
+        - A chunk is stored whole again once its patches would number more than 8 or cover more than half of it.
+      type: int
     retries:
       description: Connections reopened to resume the disk; null in check mode.
       type: int

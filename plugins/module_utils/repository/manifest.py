@@ -28,13 +28,18 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors i
     UnsupportedFormatError,
 )
 
-MANIFEST_VERSION = 2
+# Version 3 adds block patches (``DiskIndex.patches``); a manifest without any is still written as version 2, so
+# that the collection releases before patches keep reading every backup they can restore correctly.
+MANIFEST_VERSION = 3
+PLAIN_MANIFEST_VERSION = 2
+READABLE_MANIFEST_VERSIONS = (PLAIN_MANIFEST_VERSION, MANIFEST_VERSION)
 PREFIX = "backups"
 # The largest manifest or staged part read: 1 GiB holds the indexes of about 20 fully used 62 TiB disks at 4 MiB chunks.
 MAX_DOCUMENT_SIZE = 1 << 30
 BACKUP_ID_PATTERN = re.compile(r"^(\d{8}T\d{6})Z-([0-9a-f]{8})$")
 DISK_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 INDEX_RECORD = struct.Struct(">Q32s")
+PATCH_RECORD = struct.Struct(">QII32s")  # block number, offset in the block, length, chunk id
 
 
 def vm_identity_key(vm):
@@ -72,12 +77,20 @@ def iso_time(epoch):
 
 
 class DiskIndex(object):
-    """Which chunk holds each aligned block of one disk; absent blocks read as zeros."""
+    """Which chunk holds each aligned block of one disk; absent blocks read as zeros.
 
-    def __init__(self, capacity, chunk_size, entries=None):
+    ``patches`` lays chunks over parts of a block: block number -> [(offset
+    in the block, length, chunk id)], applied in order over the block's chunk
+    (or zeros), so a later patch wins where two overlap.  An incremental
+    backup stores the changed pieces of a block this way instead of a whole
+    new chunk (``patches.py`` decides when a block is rewritten instead).
+    """
+
+    def __init__(self, capacity, chunk_size, entries=None, patches=None):
         self.capacity = int(capacity)
         self.chunk_size = int(chunk_size)
         self.entries = dict(entries or {})
+        self.patches = dict((number, list(patch_list)) for number, patch_list in (patches or {}).items())
 
     @property
     def block_count(self):
@@ -90,29 +103,71 @@ class DiskIndex(object):
         records = b"".join(INDEX_RECORD.pack(number, chunk_id) for number, chunk_id in sorted(self.entries.items()))
         return base64.b64encode(records).decode("ascii")
 
-    @classmethod
-    def decode(cls, capacity, chunk_size, text, what):
+    def encode_patches(self):
+        """The patches as base64 of PATCH_RECORDs (block order, then the order they apply in), or None."""
+        records = b"".join(PATCH_RECORD.pack(number, offset, length, chunk_id)
+                           for number in sorted(self.patches)
+                           for offset, length, chunk_id in self.patches[number])
+        return base64.b64encode(records).decode("ascii") if records else None
+
+    @staticmethod
+    def _records(text, record, what, name):
         try:
             records = base64.b64decode(text.encode("ascii"), validate=True)
         except (ValueError, TypeError, AttributeError):
-            raise IntegrityError("%s has an unreadable chunk index" % what)
-        if len(records) % INDEX_RECORD.size:
-            raise IntegrityError("%s has a truncated chunk index" % what)
+            raise IntegrityError("%s has an unreadable %s" % (what, name))
+        if len(records) % record.size:
+            raise IntegrityError("%s has a truncated %s" % (what, name))
+        return [record.unpack_from(records, offset) for offset in range(0, len(records), record.size)]
+
+    @classmethod
+    def decode(cls, capacity, chunk_size, text, what, patches_text=None):
         index = cls(capacity, chunk_size)
-        for offset in range(0, len(records), INDEX_RECORD.size):
-            number, chunk_id = INDEX_RECORD.unpack_from(records, offset)
+        for number, chunk_id in cls._records(text, INDEX_RECORD, what, "chunk index"):
             if number >= index.block_count:
                 raise IntegrityError("%s indexes a block beyond the disk capacity" % what)
             index.entries[number] = chunk_id
+        for number, offset, length, chunk_id in cls._records(patches_text or "", PATCH_RECORD, what, "patch list"):
+            if number >= index.block_count or length == 0 or offset + length > index.block_length(number):
+                raise IntegrityError("%s patches block %d beyond its bounds" % (what, number))
+            index.patches.setdefault(number, []).append((offset, length, chunk_id))
         return index
 
     def extents(self):
-        """(offset, length, chunk id or None for zeros) for every block, in order."""
+        """(offset, length, chunk id or None for zeros, patches) for every block, in order."""
         for number in range(self.block_count):
-            yield number * self.chunk_size, self.block_length(number), self.entries.get(number)
+            yield (number * self.chunk_size, self.block_length(number), self.entries.get(number),
+                   tuple(self.patches.get(number, ())))
+
+    def holds_data(self, number):
+        """False for a hole: a block with neither a chunk nor patches."""
+        return number in self.entries or bool(self.patches.get(number))
 
     def stored_bytes(self):
-        return sum(self.block_length(number) for number in self.entries)
+        return sum(self.block_length(number) for number in set(self.entries) | set(self.patches)
+                   if self.holds_data(number))
+
+    def chunk_references(self):
+        """(chunk id, offset on the disk) of every chunk the index names, patches included."""
+        for number, chunk_id in self.entries.items():
+            yield chunk_id, number * self.chunk_size
+        for number, patch_list in self.patches.items():
+            for offset, _length, chunk_id in patch_list:
+                yield chunk_id, number * self.chunk_size + offset
+
+    def chunk_ids(self):
+        return set(chunk_id for chunk_id, _offset in self.chunk_references())
+
+
+def disk_document_index(document, what):
+    """The DiskIndex of a disk part or a manifest's disk entry."""
+    return DiskIndex.decode(document["capacity"], document["chunk_size"], document["index"], what,
+                            patches_text=document.get("patches"))
+
+
+def manifest_version(disks):
+    """The version a manifest with these disk entries is written as: 3 only when a disk has patches."""
+    return MANIFEST_VERSION if any(disk.get("patches") for disk in disks) else PLAIN_MANIFEST_VERSION
 
 
 def seal_json(keys, magic, context, document):
@@ -135,9 +190,10 @@ class Manifest(object):
     """A committed backup, decrypted.  ``summary()`` is what may be shown; the rest may hold secrets."""
 
     def __init__(self, document):
-        if document.get("version") != MANIFEST_VERSION:
-            raise UnsupportedFormatError("backup manifest has version %r; this code reads version %d"
-                                         % (document.get("version"), MANIFEST_VERSION))
+        if document.get("version") not in READABLE_MANIFEST_VERSIONS:
+            raise UnsupportedFormatError("backup manifest has version %r; this code reads versions %s"
+                                         % (document.get("version"),
+                                            " and ".join(str(version) for version in READABLE_MANIFEST_VERSIONS)))
         self.document = document
 
     backup_id = property(lambda self: self.document["backup_id"])
@@ -176,9 +232,7 @@ class Manifest(object):
         raise InvalidArgumentError("backup %s has no disk %r" % (self.backup_id, key))
 
     def disk_index(self, key):
-        disk = self.disk(key)
-        return DiskIndex.decode(disk["capacity"], disk["chunk_size"], disk["index"],
-                                "disk %s of backup %s" % (key, self.backup_id))
+        return disk_document_index(self.disk(key), "disk %s of backup %s" % (key, self.backup_id))
 
     def change_id(self, key):
         """The CBT changeId recorded for a disk (for the next incremental), or None."""
@@ -188,7 +242,7 @@ class Manifest(object):
         """Every chunk id this backup references (disks and the NVRAM)."""
         ids = set(chunk_id for _length, chunk_id in self.nvram_chunks())
         for key in self.disk_keys:
-            ids.update(self.disk_index(key).entries.values())
+            ids.update(self.disk_index(key).chunk_ids())
         return ids
 
     def warnings(self):

@@ -32,6 +32,7 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import (
     keys as keyslots,
     locks,
     manifest,
+    patches,
     staging,
 )
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.backend import LocalBackend
@@ -399,14 +400,9 @@ class Repository(object):
         """
         with self.reading("read disk %s of backup %s" % (key, backup_id)):
             index = self.read_manifest(backup_id).disk_index(key)
-            for offset, length, chunk_id in index.extents():
-                if chunk_id is None:
-                    yield offset, bytes(length)
-                else:
-                    data = self.chunks.get(chunk_id)
-                    if len(data) != length:
-                        raise IntegrityError("chunk at offset %d of disk %s has the wrong length" % (offset, key))
-                    yield offset, data
+            for offset, length, chunk_id, patch_list in index.extents():
+                yield offset, patches.read_block(self.chunks.get, chunk_id, length, patch_list,
+                                                 "block at offset %d of disk %s" % (offset, key))
 
     def read_nvram(self, backup_id):
         """Yield the saved NVRAM's bytes a chunk at a time, checked against its size and sha256."""

@@ -24,17 +24,26 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import chain, envelope, flush, locks, manifest
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import (
+    chain,
+    envelope,
+    flush,
+    locks,
+    manifest,
+    patches,
+)
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks import ZeroCheck
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     BackupNotFoundError,
-    IntegrityError,
     MissingDataError,
 )
 
 PREFIX = "staging"
 DISK_PART_PREFIX = "disk-"
+
+# The changed pieces of one block, [(disk offset, bytes)], for DiskWriter.write_blocks (an incremental's read plan).
+ChangedPieces = collections.namedtuple("ChangedPieces", "number pieces")
 
 
 def staging_dir(backup_id):
@@ -222,10 +231,7 @@ class StagedBackup(object):
             if part == "nvram":
                 ids.update(bytes.fromhex(chunk_id) for _length, chunk_id in self._read_part(part).get("chunks") or [])
             if part.startswith(DISK_PART_PREFIX):
-                document = self._read_part(part)
-                index = manifest.DiskIndex.decode(document["capacity"], document["chunk_size"], document["index"],
-                                                  "staged part %s" % part)
-                ids.update(index.entries.values())
+                ids.update(manifest.disk_document_index(self._read_part(part), "staged part %s" % part).chunk_ids())
         return ids
 
     def newest_change(self):
@@ -263,7 +269,7 @@ class StagedBackup(object):
             if warning and warning not in warnings:
                 warnings.append(warning)
             document = {
-                "version": manifest.MANIFEST_VERSION,
+                "version": manifest.manifest_version(disks),
                 "backup_id": self.backup_id,
                 "repository_id": self.repository.repository_id,
                 "vm": start["vm"],
@@ -314,7 +320,7 @@ class DiskWriter(object):
     """
 
     STAT_FIELDS = ("logical_bytes", "blocks_written", "zero_blocks", "new_chunks", "new_bytes_stored",
-                   "deduplicated_chunks", "deduplicated_bytes", "blocks_from_base")
+                   "deduplicated_chunks", "deduplicated_bytes", "blocks_from_base", "patched_blocks")
 
     def __init__(self, staged, key, capacity, lock, base_index, base_backup_id, properties):
         self.staged = staged
@@ -327,8 +333,9 @@ class DiskWriter(object):
         self._store = staged.repository.chunks
         self._mutex = threading.Lock()
         self._is_zero = ZeroCheck()
-        self.index = manifest.DiskIndex(capacity, self.chunk_size, base_index.entries if base_index else None)
-        self._base_entries = dict(base_index.entries) if base_index else {}
+        self.index = manifest.DiskIndex(capacity, self.chunk_size, base_index.entries if base_index else None,
+                                        base_index.patches if base_index else None)
+        self._base_index = base_index or manifest.DiskIndex(capacity, self.chunk_size)
         self.base_backup_id = base_backup_id
         self.properties = dict(properties or {})
         self.change_id = None
@@ -363,39 +370,69 @@ class DiskWriter(object):
         if self._is_zero(block):
             with self._mutex:
                 self.index.entries.pop(number, None)
+                self.index.patches.pop(number, None)
                 self.stats["zero_blocks"] += 1
                 self.stats["blocks_written"] += 1
                 self.stats["logical_bytes"] += len(block)
             return
-        chunk_id, stored = self._store.put(block, durable=not self._owed.unflushed())
+        chunk_id = self._put(block)
         with self._mutex:
             self.index.entries[number] = chunk_id
-            self._stored_ids.add(chunk_id)
+            self.index.patches.pop(number, None)
             self.stats["blocks_written"] += 1
             self.stats["logical_bytes"] += len(block)
+
+    def _put(self, data):
+        """Store one chunk; count it as new or deduplicated."""
+        chunk_id, stored = self._store.put(data, durable=not self._owed.unflushed())
+        with self._mutex:
+            self._stored_ids.add(chunk_id)
             if stored:
                 self.stats["new_chunks"] += 1
                 self.stats["new_bytes_stored"] += stored
             else:
                 self.stats["deduplicated_chunks"] += 1
-                self.stats["deduplicated_bytes"] += len(block)
+                self.stats["deduplicated_bytes"] += len(data)
+        return chunk_id
+
+    def write_pieces(self, number, pieces):
+        """Record the changed ``pieces`` [(disk offset, bytes)] of block ``number`` over the base backup's block.
+
+        Stored as patches (``patches.py``) while the block's patches stay
+        within their limits; past them the block is rewritten whole.  One
+        block must not be written from two threads at once.
+        """
+        start = number * self.chunk_size
+        length = self.index.block_length(number)
+        ranges = [(offset - start, len(data)) for offset, data in pieces]
+        if any(offset < 0 or offset + size > length for offset, size in ranges):
+            raise InvalidArgumentError("disk %s: a changed piece lies outside block %d" % (self.key, number))
+        with self._mutex:
+            kept = patches.uncovered(self.index.patches.get(number, ()), ranges)
+        if not patches.worth_patching(kept, ranges, length):
+            block = bytearray(self.base_block(number, length))
+            for (offset, size), (_disk_offset, data) in zip(ranges, pieces):
+                block[offset:offset + size] = data
+            self._write_block(number, bytes(block))
+            return
+        added = [(offset, size, self._put(data)) for (offset, size), (_disk_offset, data) in zip(ranges, pieces)]
+        with self._mutex:
+            self.index.patches[number] = kept + added
+            self.stats["blocks_written"] += 1
+            self.stats["patched_blocks"] += 1
+            self.stats["logical_bytes"] += sum(size for _offset, size in ranges)
 
     def base_block(self, number, length):
-        """Block ``number`` (``length`` bytes) as the base backup holds it: its authenticated chunk, or zeros."""
-        chunk_id = self._base_entries.get(number)
-        if chunk_id is None:
-            return bytes(length)
-        data = self._store.get(chunk_id)
-        if len(data) != length:
-            raise IntegrityError("disk %s: chunk %d of the base backup has %d bytes, the index says %d"
-                                 % (self.key, number, len(data), length))
-        return data
+        """Block ``number`` (``length`` bytes) as the base backup holds it: authenticated chunk and patches, or zeros."""
+        base = self._base_index
+        return patches.read_block(self._store.get, base.entries.get(number), length, base.patches.get(number, ()),
+                                  "disk %s: block %d of the base backup" % (self.key, number))
 
     def write_blocks(self, blocks, threads=None, max_pending=None):
         """Write an iterable of (offset, bytes) with a pool of threads; bounded memory.
 
-        ``bytes`` may instead be a callable returning them: it runs in a pool
-        thread (an incremental's patched chunk fetches its base there).
+        ``bytes`` may instead be ``ChangedPieces`` (an incremental's changed
+        pieces of one block, ``write_pieces``): the offset is then the block's.
 
         At most ``max_pending`` blocks (default 2 per thread) are in flight.
         ``threads`` defaults to twice the CPUs, at least 4 and at most 8: a
@@ -408,7 +445,10 @@ class DiskWriter(object):
 
         def task(offset, data):
             try:
-                self.write(offset, data() if callable(data) else data)
+                if isinstance(data, ChangedPieces):
+                    self.write_pieces(data.number, data.pieces)
+                else:
+                    self.write(offset, data)
             except BaseException as error:  # re-raised in the caller's thread
                 errors.append(error)
             finally:
@@ -439,6 +479,7 @@ class DiskWriter(object):
                 "capacity": self.capacity,
                 "chunk_size": self.chunk_size,
                 "index": self.index.encode(),
+                "patches": self.index.encode_patches(),
                 "change_id": self.change_id,
                 "base_backup_id": self.base_backup_id,
                 "properties": self.properties,

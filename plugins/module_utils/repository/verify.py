@@ -83,8 +83,8 @@ def verify(repository, backup_ids=None, sample=None, threads=None, quarantine=Tr
                 continue
             checked[backup_id] = (item, blob)
             for key, index in disks:
-                for number, chunk_id in index.entries.items():
-                    references.setdefault(chunk_id, []).append((backup_id, key, number * index.chunk_size))
+                for chunk_id, offset in index.chunk_references():
+                    references.setdefault(chunk_id, []).append((backup_id, key, offset))
             offset = 0
             for length, chunk_id in nvram:  # the NVRAM's chunks, reported as disk "nvram"
                 references.setdefault(chunk_id, []).append((backup_id, "nvram", offset))

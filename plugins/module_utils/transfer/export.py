@@ -9,8 +9,9 @@ over a thread pool (all three release the GIL) with a bounded number of
 blocks in flight, so memory stays flat whatever the disk size.
 
 An incremental plan may name only the changed pieces of a chunk: they are
-read through VDDK and laid over the base backup's chunk by a writer thread
-(``DiskWriter.base_block``), so only changed bytes cross the network.
+read through VDDK and handed to the writer as ``ChangedPieces``, which
+stores them as patches over the base backup's block (``patches.py``), so
+only changed bytes cross the network and only they are stored.
 
 A read that fails with a retryable error (a dropped connection, a transient
 read error) closes the source, waits, opens a new one and resumes at the
@@ -23,6 +24,7 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.staging import ChangedPieces
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import retry_predicate
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.reconnect import ReconnectingDisk
@@ -30,35 +32,13 @@ from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.reconnect 
 MIB = 1048576.0
 
 
-class _Patch:
-    """A chunk that changed in part: its base backup's block with the changed pieces laid over it.
-
-    Called by a writer thread, so fetching and authenticating the base chunk
-    runs beside the next VDDK reads.
-    """
-
-    def __init__(self, writer, number, offset, length, pieces):
-        self.writer = writer
-        self.number = number
-        self.offset = offset
-        self.length = length
-        self.pieces = pieces  # [(disk offset, bytes)]
-
-    def __call__(self):
-        block = bytearray(self.writer.base_block(self.number, self.length))
-        for offset, data in self.pieces:
-            block[offset - self.offset:offset - self.offset + len(data)] = data
-        return bytes(block)
-
-
 class _Reader:
-    """Yields (offset, bytes or _Patch) of the planned chunks from a disk that reconnects on retryable errors."""
+    """Yields (offset, bytes or ChangedPieces) of the planned chunks from a disk that reconnects on retryable errors."""
 
-    def __init__(self, disk, plan, on_read, writer):
+    def __init__(self, disk, plan, on_read):
         self.disk = disk
         self.plan = plan
         self.on_read = on_read
-        self.writer = writer
         self.bytes_read = 0
 
     def _read(self, offset, length):
@@ -73,7 +53,7 @@ class _Reader:
                 offset, length = self.plan.chunk_range(number)
                 if number in self.plan.pieces:
                     pieces = [(start, self._read(start, size)) for start, size in self.plan.pieces[number]]
-                    yield offset, _Patch(self.writer, number, offset, length, pieces)
+                    yield offset, ChangedPieces(number, pieces)
                 else:
                     yield offset, self._read(offset, length)
         finally:
@@ -94,7 +74,7 @@ def export_disk(open_source, writer, plan, progress=None, retryable=(), max_retr
     disk_progress = progress.start_disk(writer.key, plan.bytes_to_read)
     disk = ReconnectingDisk(open_source, writer.key, "reading", retry_predicate(retryable), max_retries, retry_delay,
                             sleep)
-    reader = _Reader(disk, plan, lambda count: progress.advance(disk_progress, count), writer)
+    reader = _Reader(disk, plan, lambda count: progress.advance(disk_progress, count))
     started = clock()
     try:
         stats = writer.write_blocks(reader, threads=threads)
@@ -115,6 +95,7 @@ def export_disk(open_source, writer, plan, progress=None, retryable=(), max_retr
         "deduplicated_chunks": stats["deduplicated_chunks"],
         "zero_chunks": stats["zero_blocks"],
         "chunks_from_base": stats["blocks_from_base"],
+        "patched_chunks": stats["patched_blocks"],
         "retries": disk.retries,
         "transport": disk.transport,
         "duration_seconds": round(duration, 3),

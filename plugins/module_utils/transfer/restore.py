@@ -34,6 +34,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import patches
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError, retry_predicate
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import merged_ranges
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
@@ -106,7 +107,8 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
     Returns the disk's report.
     """
     index = repository.read_manifest(backup_id).disk_index(disk_key)
-    stored = [(offset, length, chunk_id) for offset, length, chunk_id in index.extents() if chunk_id is not None]
+    # (offset, length, chunk id or None, patches) of every block holding data: a chunk, patches, or both
+    stored = [block for block in index.extents() if block[2] is not None or block[3]]
     target = ReconnectingDisk(open_target, disk_key, "writing", retry_predicate(retryable), max_retries, retry_delay,
                               sleep)
     progress = progress or ProgressFile()
@@ -118,7 +120,7 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
         else:
             allocated, capacity = target.call(0, _target_allocation)
             end = max(index.capacity, capacity or 0)
-            zeros = stale_ranges([(offset, length) for offset, length, _chunk in stored], allocated, end)
+            zeros = stale_ranges([(block[0], block[1]) for block in stored], allocated, end)
             check = CHECK_ALLOCATED_BLOCKS if allocated is not None else CHECK_UNAVAILABLE
             if allocated is None and zeros and warn:
                 zero_bytes = sum(length for _offset, length in zeros)
@@ -128,18 +130,24 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
     except BaseException:
         target.close()
         raise
-    plan = sorted(stored + [(offset, length, None) for offset, length in _pieces(zeros, index.chunk_size)])
-    total = sum(length for _offset, length, _chunk in plan)
+    plan = sorted(stored + [(offset, length, None, ()) for offset, length in _pieces(zeros, index.chunk_size)])
+    total = sum(block[1] for block in plan)
     disk_progress = progress.start_disk(disk_key, total)
     threads = threads or _default_threads()
     written = zeroed = 0
     zero_block = bytes(index.chunk_size)
     try:
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            def fetch(offset, length, chunk_id):
-                if chunk_id is None:
+            def get(chunk_id):
+                return repository.chunks.get(chunk_id, check_chunk_ids)
+
+            def fetch(offset, length, chunk_id, patch_list):
+                if chunk_id is None and not patch_list:
                     return offset, length, None
-                return offset, length, pool.submit(repository.chunks.get, chunk_id, check_chunk_ids)
+                if not patch_list:
+                    return offset, length, pool.submit(get, chunk_id)
+                return offset, length, pool.submit(patches.read_block, get, chunk_id, length, patch_list,
+                                                   "disk %s: block at offset %d" % (disk_key, offset))
             in_flight = collections.deque()
             pending = iter(plan)
             for item in pending:
@@ -174,7 +182,7 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
     duration = clock() - started
     progress.finish_disk(disk_progress)
     zeroed_inside = sum(max(0, min(offset + length, index.capacity) - offset)
-                        for offset, length, chunk_id in plan if chunk_id is None)
+                        for offset, length, chunk_id, patch_list in plan if chunk_id is None and not patch_list)
     return {
         "key": disk_key,
         "capacity_bytes": index.capacity,

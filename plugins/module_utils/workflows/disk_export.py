@@ -90,8 +90,8 @@ def select_disks(disks, wanted):
 
 # What a run measures per disk; check mode returns the same keys with these unmeasured (None).
 MEASURED_DISK_KEYS = ("bytes_read", "bytes_skipped", "bytes_stored", "bytes_deduplicated", "new_chunks",
-                      "deduplicated_chunks", "zero_chunks", "chunks_from_base", "retries", "transport",
-                      "duration_seconds", "throughput_mib_s", "flush_seconds")
+                      "deduplicated_chunks", "zero_chunks", "chunks_from_base", "patched_chunks", "retries",
+                      "transport", "duration_seconds", "throughput_mib_s", "flush_seconds")
 
 
 class DiskExportJob(TransferJob):

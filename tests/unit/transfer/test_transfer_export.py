@@ -125,12 +125,16 @@ def test_incremental_reads_only_the_changed_pieces_and_takes_the_rest_of_their_c
                                                                                       10 * CHUNK + 512]
     assert report["bytes_read"] == sum(length for _offset, length in changed)
     assert report["bytes_skipped"] == capacity - report["bytes_read"]
-    assert report["new_chunks"] == 4 and report["chunks_from_base"] == 9
+    # five pieces stored as patches of four blocks: only the changed bytes are stored
+    assert report["new_chunks"] == 5 and report["patched_chunks"] == 4 and report["chunks_from_base"] == 9
+    index = second.disk_index("2000")
+    assert sorted(index.patches) == [2, 4, 5, 10] and 10 not in index.entries
+    assert sum(length for patch_list in index.patches.values() for _offset, length, _id in patch_list) == 3072
     assert read_back(repo, second.backup_id, capacity) == bytes(image)
     assert read_back(repo, first.backup_id, capacity) != bytes(image)
 
 
-def test_a_tampered_base_chunk_fails_the_incremental_instead_of_being_copied(repo):
+def test_a_tampered_base_chunk_fails_the_incremental_that_rewrites_its_block_instead_of_being_copied(repo):
     capacity = 4 * CHUNK
     image = image_with(capacity, [(0, os.urandom(capacity))])
     first, _report = export(repo, MemoryDisk(image), full_plan(capacity, CHUNK))
@@ -139,11 +143,13 @@ def test_a_tampered_base_chunk_fails_the_incremental_instead_of_being_copied(rep
     with open(name, "r+b") as handle:
         handle.seek(100)
         handle.write(b"X")
-    image[CHUNK + 512:CHUNK + 1024] = os.urandom(512)
+    # more than half the block changed: too much for a patch, so the block is rewritten from its base
+    changed = (CHUNK + 512, CHUNK * 3 // 4)
+    image[changed[0]:changed[0] + changed[1]] = os.urandom(changed[1])
     staged = repo.start_backup(VM, base_backup_id=first.backup_id)
     with pytest.raises(IntegrityError):
         with staged.open_disk("2000", capacity, base_backup_id=first.backup_id) as writer:
-            export_disk(MemoryDisk(image).open, writer, incremental_plan(capacity, CHUNK, [(CHUNK + 512, 512)]))
+            export_disk(MemoryDisk(image).open, writer, incremental_plan(capacity, CHUNK, [changed]))
     assert "disk-2000" not in " ".join(staged.parts())
 
 

@@ -190,6 +190,45 @@ def test_tampered_chunk_is_refused_before_it_is_written(repo):
     assert 20 * CHUNK not in target.writes
 
 
+def patched_backup(repo, image, base_id, changes):
+    """An incremental of ``image`` whose ``changes`` [(offset, bytes)] are stored as block patches."""
+    staged = repo.start_backup(VM, base_backup_id=base_id)
+    with staged.open_disk("2000", len(image), base_backup_id=base_id) as writer:
+        for offset, data in changes:
+            image[offset:offset + len(data)] = data
+            writer.write_pieces(offset // CHUNK, [(offset, data)])
+    committed = staged.commit()
+    assert len(committed.disk_index("2000").patches) == len(changes)
+    return committed.backup_id
+
+
+def test_patched_blocks_restore_byte_identical_over_old_data(repo):
+    image = sparse_image()
+    base_id = backed_up(repo, image)
+    backup_id = patched_backup(repo, image, base_id, [(CHUNK + 100, b"P" * 50), (10 * CHUNK + 7, b"Q" * 9)])
+    target = MemoryTarget(len(image), old=os.urandom(len(image)))
+    report = import_disk(target.open, repo, backup_id, "2000", threads=2, check_chunk_ids=True)
+    assert bytes(target.image) == bytes(image)
+    assert target.writes == [CHUNK, 10 * CHUNK, 20 * CHUNK, 32 * CHUNK]  # the patch over a hole is data now
+    assert report["bytes_written"] == 3 * CHUNK + 1000
+
+
+def test_a_tampered_patch_is_refused_before_its_block_is_written(repo):
+    image = sparse_image()
+    base_id = backed_up(repo, image)
+    backup_id = patched_backup(repo, image, base_id, [(20 * CHUNK + 60, b"R" * 30)])
+    (_offset, _length, chunk_id), = repo.read_manifest(backup_id).disk_index("2000").patches[20]
+    with open(os.path.join(repo.backend.root, chunk_name(chunk_id)), "r+b") as handle:
+        handle.seek(40)
+        byte = handle.read(1)
+        handle.seek(40)
+        handle.write(bytes([byte[0] ^ 1]))
+    target = MemoryTarget(len(image))
+    with pytest.raises(IntegrityError):
+        import_disk(target.open, repo, backup_id, "2000", threads=2)
+    assert 20 * CHUNK not in target.writes
+
+
 def test_write_error_reopens_and_writes_the_chunk_again(repo):
     image = sparse_image()
     backup_id = backed_up(repo, image)
