@@ -35,7 +35,7 @@ def vm_session(params):
 
 
 @contextlib.contextmanager
-def _repository_beside(params, session, opening=None):
+def _repository_beside(params, session, opening=None, wait=True):
     """(repository, what ``session(params)`` yields): the repository key is derived while the session logs in.
 
     Deriving a password's key (scrypt, about 0.35 s, outside the GIL) and
@@ -44,12 +44,14 @@ def _repository_beside(params, session, opening=None):
     checked before the caller changes anything in vSphere, and its error (a
     wrong password, a missing repository) wins over a vSphere error when
     both fail, as when it was opened first.  ``opening`` is a future of
-    ``open_repository_in_background`` started earlier still.
+    ``open_repository_in_background`` started earlier still.  With
+    ``wait=False`` the future itself is yielded, for a caller that waits for
+    it at its first use, before it changes anything (``TransferJob``).
     """
     opening = opening or open_repository_in_background(params)
     try:
         with session(params) as values:
-            yield opening.result(), values
+            yield opening.result() if wait else opening, values
     except BaseException:
         opening.result()  # raises the repository's own error first, if it has one
         raise
@@ -63,8 +65,8 @@ def repository_and_client(params, opening=None):
 
 
 @contextlib.contextmanager
-def repository_and_vm_session(params, opening=None):
+def repository_and_vm_session(params, opening=None, wait=True):
     """(repository, client, finder, VM) for the ``with`` block, the key derived while the session logs in and
-    finds the VM (``_repository_beside``)."""
-    with _repository_beside(params, vm_session, opening) as (repository, (client, finder, vm)):
+    finds the VM (``_repository_beside``; ``wait=False`` yields the repository's future)."""
+    with _repository_beside(params, vm_session, opening, wait) as (repository, (client, finder, vm)):
         yield repository, client, finder, vm

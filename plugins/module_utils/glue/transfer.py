@@ -48,17 +48,19 @@ def _job(kind, params):
 def run_transfer_job(module, kind):
     """Run disk_export's (``EXPORT``) or disk_import's (``IMPORT``) job, or only plan it in check mode.
 
-    The repository is opened while the job's code is imported and the
-    session logs in; a wrong password still changes nothing in vSphere.
+    The repository is opened while the job's code is imported, the session
+    logs in and the job reads its first facts; a wrong password still
+    changes nothing in vSphere (``TransferJob``).
     """
     ensure_vddk_library_path(module)  # first: a respawn must not repeat a login, a snapshot or a write
     params = module.params
     opening = open_repository_in_background(params)
     job_class, options = _job(kind, params)
     from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import repository_and_vm_session
-    with repository_and_vm_session(params, opening) as (repository, client, finder, vm):
+    with repository_and_vm_session(params, opening, wait=False) as (opening, client, finder, vm):
         proxy = finder.find_by_name_or_moid(params["proxy_vm"], params["datacenter"]) if params["proxy_vm"] else None
-        job = job_class(client, finder, repository, vm, options, proxy_vm=proxy, warn=module.warn)
+        job = job_class(client, finder, opening, vm, options, proxy_vm=proxy, warn=module.warn)
         result = job.plan_only() if module.check_mode else job.run()
+        repository = job.repository  # a check mode plan that never read it still fails on a wrong password
     pass_on_repository_warnings(module, repository)
     return result

@@ -133,8 +133,9 @@ class DiskExportJob(TransferJob):
         checked = self.check_transports()
         for refusal in checked.refused:
             self.warn("transport %(transport)s refused: %(reason)s" % refusal)
+        repository = self.repository  # before VDDK is loaded or anything made: a wrong password stops here
         library = VddkLibrary.get(self.options.vddk_libdir)
-        staged, started = open_staged(self.repository, facts, self.options.backup_id)
+        staged, started = open_staged(repository, facts, self.options.backup_id)
         created = self.options.snapshot is None
         snapshot = None
         removed = False

@@ -96,8 +96,8 @@ class DiskImportJob(TransferJob):
 
     def plan_only(self):
         """Check mode: the same checks and keys as a run, nothing connected or written."""
-        manifest = self.repository.read_manifest(self.options.backup_id)
         facts = self.facts_of(self.vm)
+        manifest = self.repository.read_manifest(self.options.backup_id)
         pairs = self._pairs(manifest, facts)
         checked = self.check_transports()
         reports = []
@@ -109,8 +109,8 @@ class DiskImportJob(TransferJob):
                 "refused_transports": checked.refused, "disks": reports}
 
     def run(self):
+        facts = self.facts_of(self.vm)  # reads only: the repository key may still be in derivation meanwhile
         manifest = self.repository.read_manifest(self.options.backup_id)
-        facts = self.facts_of(self.vm)
         pairs = self._pairs(manifest, facts)
         checked = self.check_transports()
         library = VddkLibrary.get(self.options.vddk_libdir)

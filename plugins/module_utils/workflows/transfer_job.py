@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from concurrent.futures import Future
+
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vsphere.crypto_facts import vm_crypto_facts_of
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError, PermissionDeniedError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.vddk.errors import VddkError
@@ -36,18 +38,32 @@ class CheckedTransports:
 
 
 class TransferJob:
-    """A VDDK transfer of one VM's disks, with the repository and the vSphere session it uses."""
+    """A VDDK transfer of one VM's disks, with the repository and the vSphere session it uses.
+
+    ``repository`` may be a future of the repository (``open_repository_in_background``):
+    the job waits for it at its first use, so deriving a password's key also
+    overlaps the job's first vSphere round trips (facts, the access check),
+    which only read.  Every job uses the repository before it changes
+    anything, so a wrong password still changes nothing.
+    """
 
     phase = None  # "backup" or "restore", for the privilege check
 
     def __init__(self, client, finder, repository, vm, options, proxy_vm=None, warn=None):
         self.client = client
         self.finder = finder
-        self.repository = repository
+        self._repository = repository
         self.vm = vm
         self.proxy_vm = proxy_vm
         self.options = options
         self._warn = warn
+
+    @property
+    def repository(self):
+        """The repository, waited for here if it is still being opened (it raises what opening raised)."""
+        if isinstance(self._repository, Future):
+            self._repository = self._repository.result()
+        return self._repository
 
     def warn(self, text):
         if self._warn:

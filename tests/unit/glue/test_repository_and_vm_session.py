@@ -106,3 +106,35 @@ def test_repository_and_client_derives_the_key_during_the_login_and_its_error_wi
     with pytest.raises(WrongKeyError):
         with glue_params.repository_and_client({}):
             pass
+
+
+def test_wait_false_yields_the_future_and_the_job_waits_for_it_at_its_first_use(monkeypatch):
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import TransferJob
+
+    released = threading.Event()
+
+    def open_repository(params):
+        assert released.wait(5)
+        return "repository"
+    _patch(monkeypatch, open_repository, lambda: None)
+    with glue_params.repository_and_vm_session({}, wait=False) as (opening, client, finder, vm):
+        job = TransferJob(client, finder, opening, vm, options=None)
+        assert not opening.done()  # the session and the job's first reads go on while the key is derived
+        released.set()
+        assert job.repository == "repository" and job.repository == "repository"
+
+
+def test_a_job_meets_a_wrong_password_at_its_first_use_of_the_repository(monkeypatch):
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import TransferJob
+
+    _patch(monkeypatch, _wrong_password, lambda: None)
+    with pytest.raises(WrongKeyError):
+        with glue_params.repository_and_vm_session({}, wait=False) as (opening, client, finder, vm):
+            TransferJob(client, finder, opening, vm, options=None).repository
+
+
+def test_a_wrong_password_wins_over_a_refused_login_without_waiting_too(monkeypatch):
+    _patch(monkeypatch, _wrong_password, _refused_login)
+    with pytest.raises(WrongKeyError):
+        with glue_params.repository_and_vm_session({}, wait=False):
+            pass
