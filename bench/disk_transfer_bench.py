@@ -56,7 +56,8 @@ write and fsync; chunk read, decrypt, decompress, hash, target write) comes
 from bench/stage_bench.py over the same image, once per image, unless
 ``--no-stages``.
 
-Each measured step is a child process (wall time and peak RSS from wait4 via
+Each measured step is a child process (our jobs: bench/disk_job.py, which
+imports only what a module run does; wall time and peak RSS from wait4 via
 repository_bench._measure with ``isolate_rss``: started by a small spawner, so
 the figure is not inflated by this large parent; dirty pages flushed first, untimed).  The backup
 snapshot is created before the step and removed after it, untimed: in the
@@ -109,43 +110,12 @@ STEPS = (
     ("export_unchanged", "vmcrypt disk_export, nothing changed"),
     ("export_unchanged_key_file", "vmcrypt disk_export, nothing changed, key file"),
     ("export_incremental", "vmcrypt disk_export, incremental 1%"),
+    ("export_incremental_key_file", "vmcrypt disk_export, incremental 1%, key file"),
     ("sparse_export", "vmcrypt disk_export, sparse disk"),
     ("sparse_import", "vmcrypt disk_import, sparse disk"),
 )
 # The steps that are our jobs (Bench.job): their CPU seconds come from Bench.last_cpu.
 JOB_STEPS = frozenset(key for key, _label in STEPS if key.startswith(("export", "import", "sparse")))
-
-
-# -- child process: one job -------------------------------------------------------------
-def _job_step(spec):
-    """Run one DiskExportJob or DiskImportJob; print its result as JSON."""
-    sys.path.insert(0, COLLECTIONS)
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.repository_params import (
-        open_repository_in_background,
-    )
-
-    # the modules' own order (glue/transfer.py run_transfer_job): the repository key is derived while the job's
-    # code is imported and the session logs in
-    params = {"hostname": spec["host"], "username": spec["username"], "password": spec["password"],
-              "port": spec["port"], "validate_certs": False, "name": None, "uuid": None, "moid": spec["vm"],
-              "use_instance_uuid": False, "datacenter": None, "folder": None, "repository": spec["repository"],
-              "repository_password": None if spec.get("key_file") else PASSWORD,
-              "repository_key_file": spec.get("key_file"), "repository_sync": spec.get("sync")}
-    opening = open_repository_in_background(params)
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_export import DiskExportJob, ExportOptions
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.disk_import import DiskImportJob, ImportOptions
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.glue.params import repository_and_vm_session
-
-    with repository_and_vm_session(params, opening) as (repository, client, finder, vm):
-        if spec["kind"] == "export":
-            options = ExportOptions(transports=["nbdssl"], snapshot=spec["snapshot"], disks=[DISK_KEY],
-                                    vddk_libdir=spec["libdir"])
-            result = DiskExportJob(client, finder, repository, vm, options).run()
-        else:
-            options = ImportOptions(spec["backup_id"], disk_map={DISK_KEY: DISK_KEY}, transports=["nbdssl"],
-                                    vddk_libdir=spec["libdir"])
-            result = DiskImportJob(client, finder, repository, vm, options).run()
-    print(json.dumps(result))
 
 
 # -- the simulated estate ----------------------------------------------------------------
@@ -211,11 +181,11 @@ class Bench(object):
     def job(self, kind, name, repository, snapshot=None, backup_id=None, key_file=None, sync=None):
         spec = {"kind": kind, "vm": self.vms[name]["moid"], "repository": repository, "host": self.vcsim.host,
                 "port": self.vcsim.port, "username": self.vcsim.username, "password": self.vcsim.password,
-                "libdir": self.libdir, "snapshot": snapshot, "backup_id": backup_id, "key_file": key_file,
-                "sync": sync}
+                "repository_password": PASSWORD, "disk": DISK_KEY, "libdir": self.libdir, "snapshot": snapshot,
+                "backup_id": backup_id, "key_file": key_file, "sync": sync}
         # the spec holds vCenter's password: the environment, not the command line, carries it
         self.last_cpu = {}
-        wall, rss, out = _measure([sys.executable, os.path.abspath(__file__), "--job"],
+        wall, rss, out = _measure([sys.executable, os.path.join(HERE, "disk_job.py")],
                                   env=dict(self.env, VMCRYPT_BENCH_JOB=json.dumps(spec)), isolate_rss=True,
                                   cpu=self.last_cpu)
         return wall, rss, json.loads(out.strip().splitlines()[-1])
@@ -410,7 +380,8 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     record("export_unchanged", wall, rss, disk["bytes_read"], "(read %d bytes)" % disk["bytes_read"])
 
     # 5c. the same with a repository key file: no scrypt (HKDF), what the password costs each run shows
-    wall, rss, result = bench.export(SOURCE, ours, key_file=_key_file_slot(ours, work))
+    key_file = _key_file_slot(ours, work)
+    wall, rss, result = bench.export(SOURCE, ours, key_file=key_file)
     [disk] = result["disks"]
     details["export_unchanged_key_file"] = disk
     record("export_unchanged_key_file", wall, rss, disk["bytes_read"], "(read %d bytes)" % disk["bytes_read"])
@@ -428,6 +399,21 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     record("export_incremental", wall, rss, count * change_area,
            "(%d areas of %d KiB; read %d MiB, pipeline %.2f s)"
            % (count, change_area // 1024, disk["bytes_read"] // MIB, disk["duration_seconds"]))
+    after_incremental = _dir_size(ours)
+
+    # 6b. the same areas changed again (new random bytes), with the key file: the incremental without scrypt
+    saved, count = change_areas(source, size, change_share, change_area)
+    try:
+        wall, rss, result = bench.export(SOURCE, ours, key_file=key_file)
+    finally:
+        put_back(source, saved, size)
+    [disk] = result["disks"]
+    details["export_incremental_key_file"] = dict(disk, changed_areas=count, changed_area_bytes=change_area)
+    if not disk["incremental"]:
+        print("WARNING: the key file export was not incremental", flush=True)
+    record("export_incremental_key_file", wall, rss, count * change_area,
+           "(%d areas of %d KiB; read %d MiB, pipeline %.2f s)"
+           % (count, change_area // 1024, disk["bytes_read"] // MIB, disk["duration_seconds"]))
 
     # 7. the sparse disk: export and import, for memory
     _fresh_repository(sparse_repo)
@@ -442,7 +428,7 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     record("sparse_import", wall, rss, sparse_allocated, "(%.0f GiB disk)" % (sparse_size / GIB))
 
     repository_bytes = {"vmcrypt": full_repository_bytes, "restic": _dir_size(theirs),
-                        "vmcrypt_after_incremental": _dir_size(ours)}
+                        "vmcrypt_after_incremental": after_incremental}
     for path in (ours, theirs, sparse_repo):
         shutil.rmtree(path, ignore_errors=True)
     empty_disk(target, size)
@@ -504,6 +490,9 @@ def summarize(runs, size, sparse_size, allocated, repeat):
                                 "target": 0.05, "below": True,
                                 "transfer_only_ratio": round(pipeline["export_incremental"] / pipeline["export_full"],
                                                              4)},
+        "incremental_key_file_vs_full": {
+            "ratio": round(median["export_incremental_key_file"] / median["export_full"], 4), "target": 0.05,
+            "below": True, "note": "the same incremental with a repository key file (no scrypt) / full export"},
         "incremental_read_vs_changed": {"ratio": round(read / changed, 3), "target": 1.1, "below": True,
                                         "bytes_read": read, "bytes_changed": changed},
         "repository_vs_restic": {"ratio": round(sizes["vmcrypt"] / sizes["restic"], 3), "target": 1.1,
@@ -565,11 +554,7 @@ def main():
     parser.add_argument("--workdir", help="where disks and repositories go (default: a new temp dir)")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "disk_transfer.json"),
                         help="figures as JSON (default bench/results/disk_transfer.json)")
-    parser.add_argument("--job", action="store_true", help=argparse.SUPPRESS)  # one job, spec in VMCRYPT_BENCH_JOB
     args = parser.parse_args()
-    if args.job:
-        _job_step(json.loads(os.environ["VMCRYPT_BENCH_JOB"]))
-        return
     global CHUNK_SIZE
     CHUNK_SIZE = args.chunk_size
     restic = shutil.which("restic")
