@@ -85,13 +85,37 @@ def previous_of(repository, vm):
                     "the previous backup %s of this VM is missing: it was deleted or the repository was rolled back"
                     % head["backup_id"])
         return {"backup_id": head["backup_id"], "sha256": file_hash(blob)}, None
+    newest = _newest_listed(repository, vm_key)
+    if newest is None:
+        return None, None
+    return {"backup_id": newest.backup_id, "sha256": file_hash(repository.read_manifest_file(newest.backup_id)[1])}, None
+
+
+def _newest_listed(repository, vm_key):
+    """The newest readable manifest of the VM, found by reading them all."""
     newest = None
     for item in repository.list_backups(errors=[]):
         if manifest.vm_identity_key(item.vm) == vm_key:
-            newest = item.backup_id
-    if newest is None:
-        return None, None
-    return {"backup_id": newest, "sha256": file_hash(repository.read_manifest_file(newest)[1])}, None
+            newest = item
+    return newest
+
+
+def newest_backup(repository, vm):
+    """The Manifest of the backup of ``vm`` (identity dict) committed last, or None.
+
+    One manifest read through the VM's head record, however many backups
+    the repository holds (an incremental's base is found this way on every
+    run); all manifests are read only when there is no head to follow (a
+    commit that stopped before writing it) or it names a backup that is gone.
+    """
+    vm_key = manifest.vm_identity_key(vm)
+    head = read_head(repository, vm_key)
+    if head is not None:
+        try:
+            return repository.read_manifest(head["backup_id"])
+        except BackupNotFoundError:
+            pass
+    return _newest_listed(repository, vm_key)
 
 
 def check(repository, manifests, complete):

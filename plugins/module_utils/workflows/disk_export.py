@@ -15,6 +15,7 @@ __metaclass__ = type
 
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import NotFoundError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import chain
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.export import export_disk
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.staged_backup import open_staged, vm_identity
 from ansible_collections.vmcrypt.backup.plugins.module_utils.workflows.transfer_job import (
@@ -100,8 +101,7 @@ class DiskExportJob(TransferJob):
     def _previous_backup(self, facts):
         if not self.options.incremental:
             return None
-        latest = self.repository.latest_backup(facts["instance_uuid"] or facts["bios_uuid"])
-        return self.repository.read_manifest(latest.backup_id) if latest else None
+        return chain.newest_backup(self.repository, vm_identity(facts))
 
     def plan_only(self):
         """Check mode: what would be exported, without a snapshot, a connection or a write."""
