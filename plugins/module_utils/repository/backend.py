@@ -23,6 +23,7 @@ import stat as stat_module
 import uuid
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.errors import InvalidArgumentError
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import direct_io
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import (
     BackendError,
     MissingDataError,
@@ -40,14 +41,16 @@ class Backend(object):
 
     location = None
 
-    def put(self, name, data, overwrite=True, durable=True):
+    def put(self, name, data, overwrite=True, durable=True, uncached=False):
         """Store ``data`` under ``name`` atomically: readers see all or nothing.
 
         With ``overwrite=False`` an existing file is left alone and False is
         returned (chunks are content addressed, so either copy is right).
         ``durable=False`` skips the flush to stable storage, for files that
         are worthless after a power loss anyway (lock files) or that a later
-        ``sync`` flushes (chunk files, ``flush.py``).
+        ``sync`` flushes (chunk files, ``flush.py``).  ``uncached=True`` asks
+        for the data to bypass caches where the storage allows (chunk files:
+        written once, read rarely; ``direct_io.py``).
         """
         raise NotImplementedError
 
@@ -228,6 +231,7 @@ class LocalBackend(Backend):
         self.root = os.path.abspath(root)
         self.location = self.root
         self.fsync = fsync
+        self.direct_writes = None  # whether uncached files are written with O_DIRECT; decided at the first one
 
     def sync(self):
         """One ``syncfs`` of the repository's file system (nothing when ``fsync`` is off)."""
@@ -291,7 +295,7 @@ class LocalBackend(Backend):
         except OSError:
             pass  # some network file systems refuse fsync on directories
 
-    def put(self, name, data, overwrite=True, durable=True):
+    def put(self, name, data, overwrite=True, durable=True, uncached=False):
         parts = _check_name(name)
         leaf = parts[-1]
         temp = TEMP_PREFIX + uuid.uuid4().hex
@@ -313,12 +317,15 @@ class LocalBackend(Backend):
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dfd)
             created = True
             try:
-                view = memoryview(data)
+                direct = uncached and self._write_direct(temp, dfd, data)
+                view = memoryview(b"" if direct else data)
                 while view:
                     written = os.write(fd, view)
                     view = view[written:]
                 if self.fsync and durable:
                     os.fsync(fd)
+                elif direct:
+                    pass  # no dirty pages to start writing: the data is on its way to the disk already
                 elif self.fsync:
                     _start_writeback(fd)
             finally:
@@ -344,6 +351,19 @@ class LocalBackend(Backend):
             if dfd is not None:
                 os.close(dfd)
         return True
+
+    def _write_direct(self, temp, dfd, data):
+        """Write new file ``temp`` past the page cache if this file system takes it; False: write it as usual."""
+        if len(data) < direct_io.MIN_SIZE:
+            return False
+        if self.direct_writes is None:
+            self.direct_writes = direct_io.usable_on(dfd)
+        if not self.direct_writes:
+            return False
+        if direct_io.write_file(temp, dfd, data, _NOFOLLOW | _CLOEXEC):
+            return True
+        self.direct_writes = False  # refused here: every later file goes through the page cache
+        return False
 
     @staticmethod
     def _lexists(leaf, dfd):

@@ -121,7 +121,7 @@ class ChunkStore(object):
             except UnsafeFileError:  # a link or FIFO where the chunk belongs: move it aside, store the chunk
                 self.quarantine(chunk_id)
             sealed = envelope.seal(self.keys, envelope.MAGIC_CHUNK, chunk_id, data)
-            written = self.backend.put(name, sealed, overwrite=False, durable=durable)
+            written = self.backend.put(name, sealed, overwrite=False, durable=durable, uncached=True)
             return chunk_id, len(sealed) if written else 0
         finally:
             with self._inflight_mutex:

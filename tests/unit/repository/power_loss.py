@@ -36,8 +36,8 @@ class PowerLossBackend(LocalBackend):
         self.syncs = 0
         self._mutex = threading.Lock()
 
-    def put(self, name, data, overwrite=True, durable=True):
-        written = super(PowerLossBackend, self).put(name, data, overwrite, durable)
+    def put(self, name, data, overwrite=True, durable=True, uncached=False):
+        written = super(PowerLossBackend, self).put(name, data, overwrite, durable, uncached)
         with self._mutex:
             if written and not durable:
                 self.unflushed.add(name)

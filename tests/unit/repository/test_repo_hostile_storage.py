@@ -429,10 +429,10 @@ class FullBackend(LocalBackend):
 
     quota = None
 
-    def put(self, name, data, overwrite=True, durable=True):
+    def put(self, name, data, overwrite=True, durable=True, uncached=False):
         if self.quota is not None and self.total_size("")[1] + len(data) > self.quota:
             raise RepositoryFullError("no space left in the repository while writing %s" % name)
-        return super(FullBackend, self).put(name, data, overwrite, durable)
+        return super(FullBackend, self).put(name, data, overwrite, durable, uncached)
 
 
 def test_prune_runs_on_a_full_file_system(tmp_path, credential):

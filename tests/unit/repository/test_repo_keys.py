@@ -147,10 +147,10 @@ def test_creation_interrupted_before_its_config_can_be_redone(tmp_path, credenti
     from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import backend as backend_module
     real_put = backend_module.LocalBackend.put
 
-    def put(self, name, data, overwrite=True, durable=True):
+    def put(self, name, data, overwrite=True, durable=True, uncached=False):
         if name == "config":
             raise KeyboardInterrupt()  # the process stops between the key slot and the config
-        return real_put(self, name, data, overwrite, durable)
+        return real_put(self, name, data, overwrite, durable, uncached)
 
     monkeypatch.setattr(backend_module.LocalBackend, "put", put)
     with pytest.raises(KeyboardInterrupt):
