@@ -42,7 +42,9 @@ into fresh repositories:
    double told ``write_cache=buffered``: through this machine's page cache,
    as restic writes;
 5. restic ``restore latest --target DIR`` (restic 0.14 has no ``--sparse``: it
-   writes every byte of the file, holes as zeros);
+   writes every byte of the file, holes as zeros); before every restore, ours
+   and restic's, the repository's files are dropped from the page cache
+   (``posix_fadvise DONTNEED``): a restore reads a repository written long before;
 5b. vmcrypt export with nothing changed since the full backup (CBT reports no
    change): the fixed cost every export pays before it reads a byte; 5c. the
    same with a repository key file instead of the password (HKDF instead of
@@ -246,6 +248,19 @@ def put_back(path, saved, size):
     os.truncate(path, size)
 
 
+def evict(*roots):
+    """Drop every file below ``roots`` from the page cache: a restore reads a repository written days before."""
+    os.sync()  # dirty pages are not dropped
+    for root in roots:
+        for folder, _dirs, names in os.walk(root):
+            for name in names:
+                fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+
 def empty_disk(path, size):
     os.truncate(path, 0)
     os.truncate(path, size)
@@ -346,8 +361,9 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     wall, rss, _out = measure(restic_backup_command(restic), env=env, stdin_path=source, isolate_rss=True)
     record("restic_backup", wall, rss, allocated, "(reads %.1f GiB from stdin)" % (size / GIB))
 
-    # 4. import into the other encrypted VM's (emptied) disk
+    # 4. import into the other encrypted VM's (emptied) disk; every restore reads its repository cold
     empty_disk(target, size)
+    evict(ours)
     wall, rss, result = bench.job("import", TARGET, ours, backup_id=full_id)
     [disk] = result["disks"]
     details["import"] = disk
@@ -359,6 +375,7 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
 
     # 4b. the same import with the double writing through this machine's page cache, as restic does
     empty_disk(target, size)
+    evict(ours)
     bench.double.write(write_cache="buffered")
     try:
         wall, rss, result = bench.job("import", TARGET, ours, backup_id=full_id)
@@ -368,6 +385,7 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     record("import_buffered", wall, rss, allocated, "(wrote %d MiB)" % (result["disks"][0].get("bytes_written", 0) // MIB))
 
     # 5. restic restore
+    evict(theirs)
     wall, rss, _out = measure([restic, "restore", "latest", "--target", restored, "--quiet"], env=env,
                               isolate_rss=True)
     record("restic_restore", wall, rss, allocated, "(writes %.1f GiB)" % (size / GIB))
