@@ -58,8 +58,11 @@ class Backend(object):
         """Flush everything written to the repository's storage so far to stable storage."""
         raise NotImplementedError
 
-    def get(self, name, max_size=None):
-        """The bytes of regular file ``name``; a link, FIFO, device or a file above ``max_size`` is refused."""
+    def get(self, name, max_size=None, uncached=False):
+        """The bytes of regular file ``name``; a link, FIFO, device or a file above ``max_size`` is refused.
+
+        ``uncached=True``: read past caches where the storage allows (chunk files, ``direct_io.py``).
+        """
         raise NotImplementedError
 
     def exists(self, name):
@@ -231,7 +234,7 @@ class LocalBackend(Backend):
         self.root = os.path.abspath(root)
         self.location = self.root
         self.fsync = fsync
-        self.direct_writes = None  # whether uncached files are written with O_DIRECT; decided at the first one
+        self.direct_io = None  # whether uncached files are written and read with O_DIRECT; decided at the first one
 
     def sync(self):
         """One ``syncfs`` of the repository's file system (nothing when ``fsync`` is off)."""
@@ -317,7 +320,7 @@ class LocalBackend(Backend):
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dfd)
             created = True
             try:
-                direct = uncached and self._write_direct(temp, dfd, data)
+                direct = uncached and self._write_direct(fd, dfd, data)
                 view = memoryview(b"" if direct else data)
                 while view:
                     written = os.write(fd, view)
@@ -352,18 +355,28 @@ class LocalBackend(Backend):
                 os.close(dfd)
         return True
 
-    def _write_direct(self, temp, dfd, data):
-        """Write new file ``temp`` past the page cache if this file system takes it; False: write it as usual."""
-        if len(data) < direct_io.MIN_SIZE:
+    def _direct_usable(self, dfd):
+        if self.direct_io is None:
+            self.direct_io = direct_io.usable_on(dfd)
+        return self.direct_io
+
+    def _write_direct(self, fd, dfd, data):
+        """Write the new file at ``fd`` past the page cache if this file system takes it; False: write it as usual."""
+        if len(data) < direct_io.MIN_SIZE or not self._direct_usable(dfd):
             return False
-        if self.direct_writes is None:
-            self.direct_writes = direct_io.usable_on(dfd)
-        if not self.direct_writes:
-            return False
-        if direct_io.write_file(temp, dfd, data, _NOFOLLOW | _CLOEXEC):
+        if direct_io.write_to(fd, data):
             return True
-        self.direct_writes = False  # refused here: every later file goes through the page cache
+        self.direct_io = False  # refused here: every later file goes through the page cache
         return False
+
+    def _read_direct(self, fd, dfd, limit):
+        """The file at ``fd`` read past the page cache if this file system takes it; None: read it as usual."""
+        if not self._direct_usable(dfd):
+            return None
+        blob = direct_io.read_from(fd, limit)
+        if blob is None:
+            self.direct_io = False
+        return blob
 
     @staticmethod
     def _lexists(leaf, dfd):
@@ -416,16 +429,21 @@ class LocalBackend(Backend):
             raise MissingDataError("repository file %s is missing" % name)
         return raise_missing
 
-    def get(self, name, max_size=None):
+    def get(self, name, max_size=None, uncached=False):
         limit = DEFAULT_MAX_READ if max_size is None else max_size
 
         def read(leaf, dfd):
             self._regular(os.stat(leaf, dir_fd=dfd, follow_symlinks=False), name, limit)
             fd = os.open(leaf, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC, dir_fd=dfd)
             try:
-                self._regular(os.fstat(fd), name, limit)
-                chunks = []
-                remaining = limit + 1
+                size = self._regular(os.fstat(fd), name, limit).st_size
+                blob = self._read_direct(fd, dfd, limit) if uncached and size >= direct_io.MIN_SIZE else None
+                if blob is not None:
+                    chunks = [blob]
+                    remaining = 0
+                else:
+                    chunks = []
+                    remaining = limit + 1
                 while remaining > 0:
                     data = os.read(fd, min(remaining, 1 << 24))
                     if not data:

@@ -139,7 +139,7 @@ class ChunkStore(object):
         between hashing and sealing).  ``backup_verify`` always recomputes it.
         """
         name = chunk_name(chunk_id)
-        blob = self.backend.get(name, max_size=self.max_chunk_size + envelope.OVERHEAD)
+        blob = self.backend.get(name, max_size=self.max_chunk_size + envelope.OVERHEAD, uncached=True)
         data = envelope.open_sealed(self.keys, envelope.MAGIC_CHUNK, chunk_id, blob,
                                     "chunk %s" % name, max_size=self.max_chunk_size)
         if check_id and self.keys.chunk_id(data) != chunk_id:

@@ -1,14 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: vmcrypt.backup contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Writing chunk files past the page cache (Linux ``O_DIRECT``).
+"""Writing and reading chunk files past the page cache (Linux ``O_DIRECT``).
 
 A chunk file is written once and read rarely, at a restore or a verify days
 later.  Through the page cache, a backup of terabytes evicts everything the
 backup proxy had cached and pays, per 4 KiB, for a fresh page and a copy
 into it; on this project's benchmark machine that kernel time was a third
-of a full export's CPU (``docs/performance.md``).  Written directly, the
-data goes from one reused, aligned buffer per thread to the disk.
+of a full export's CPU (``docs/performance.md``), and a restore paid it
+again reading.  Directly, the data moves between one reused, aligned
+buffer per thread and the disk.
 
 Only on the local file systems known to take direct I/O of any aligned
 size (ext2/3/4, XFS, Btrfs); elsewhere (NFS and SMB, where a direct write is
@@ -25,6 +26,7 @@ __metaclass__ = type
 
 import ctypes
 import errno
+import fcntl
 import mmap
 import os
 import threading
@@ -63,48 +65,90 @@ def usable_on(fd):
     return hasattr(os, "O_DIRECT") and file_system_type(fd) in DIRECT_FILE_SYSTEMS
 
 
-def _aligned_buffer(size):
-    """This thread's page-aligned buffer of at least ``size`` bytes (an anonymous map, kept for reuse)."""
-    buffer = getattr(_buffers, "buffer", None)
+def _aligned_buffer(size, purpose):
+    """This thread's page-aligned buffer for ``purpose`` of at least ``size`` bytes (an anonymous map, reused)."""
+    buffer = getattr(_buffers, purpose, None)
     if buffer is None or len(buffer) < size:
         if buffer is not None:
             buffer.close()
-        buffer = _buffers.buffer = mmap.mmap(-1, size)
+        buffer = mmap.mmap(-1, size)
+        setattr(_buffers, purpose, buffer)
     return buffer
 
 
-def write_file(name, dir_fd, data, flags):
-    """Write ``data`` into the new, empty file ``name`` of folder ``dir_fd`` directly; True when done.
+def _aligned(size):
+    return -(-size // ALIGNMENT) * ALIGNMENT
 
-    False when the kernel refuses direct I/O here: nothing was written, and
-    the caller writes the file its own way.  Other errors (no space, I/O)
-    are raised.
-    """
-    size = len(data)
-    padded = -(-size // ALIGNMENT) * ALIGNMENT
+
+def _set_direct(fd, on):
+    """Switch ``O_DIRECT`` on or off for an open descriptor; False when the file system refuses it (EINVAL)."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     try:
-        fd = os.open(name, os.O_WRONLY | os.O_DIRECT | flags, dir_fd=dir_fd)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
     except OSError as error:
         if error.errno == errno.EINVAL:
             return False
         raise
-    try:
-        buffer = _aligned_buffer(padded)
-        view = memoryview(buffer)
-        try:
-            view[:size] = data
-            view[size:padded] = bytes(padded - size)
-            done = 0
-            while done < padded:
-                try:
-                    done += os.write(fd, view[done:padded])
-                except OSError as error:
-                    if error.errno != errno.EINVAL or done:
-                        raise
-                    return False
-        finally:
-            view.release()
-        os.ftruncate(fd, size)
-    finally:
-        os.close(fd)
     return True
+
+
+def write_to(fd, data):
+    """Write ``data`` directly into the new, empty file open for writing at ``fd``; True when done.
+
+    False when the kernel refuses direct I/O here: nothing was written and
+    ``fd`` is as it was, for the caller's own write.  Other errors (no
+    space, I/O) are raised.
+    """
+    size = len(data)
+    padded = _aligned(size)
+    if not _set_direct(fd, True):
+        return False
+    view = memoryview(_aligned_buffer(padded, "write"))
+    try:
+        view[:size] = data
+        view[size:padded] = bytes(padded - size)
+        done = 0
+        while done < padded:
+            try:
+                done += os.write(fd, view[done:padded])
+            except OSError as error:
+                if error.errno != errno.EINVAL or done:
+                    raise
+                _set_direct(fd, False)
+                return False
+    finally:
+        view.release()
+    os.ftruncate(fd, size)
+    return True
+
+
+def read_from(fd, limit):
+    """The bytes of the file open for reading at ``fd`` (at its start), read directly: at most ``limit`` + 1.
+
+    None when the kernel refuses direct I/O here: nothing was read and
+    ``fd`` is as it was, for the caller's own read.  More than ``limit``
+    bytes back means the file grew beyond what it may hold: the caller
+    refuses it.  Other errors are raised.
+    """
+    wanted = _aligned(limit + 1)
+    if not _set_direct(fd, True):
+        return None
+    view = memoryview(_aligned_buffer(wanted, "read"))
+    try:
+        done = 0
+        while done < wanted:
+            try:
+                got = os.readv(fd, [view[done:wanted]])
+            except OSError as error:
+                if error.errno != errno.EINVAL or done:
+                    raise
+                _set_direct(fd, False)
+                return None
+            if got <= 0:
+                break
+            done += got
+            if done % ALIGNMENT:
+                break  # a short read ends at the end of the file
+        return bytes(view[:done])
+    finally:
+        view.release()
