@@ -12,7 +12,7 @@ the VDDK double costs before any network), ``hash`` (HMAC-SHA256 chunk id),
 ``compress`` (zstd level 1, the repository's level), ``encrypt`` (AES-256-GCM
 with a per-file HKDF key: ``envelope.seal`` minus compression), ``write
 direct`` (the chunk file written as the repository writes it on ext4, XFS
-and Btrfs: ``direct_io.write_file``, past the page cache, kept until the end),
+and Btrfs: ``direct_io.write_to``, past the page cache, kept until the end),
 ``write`` (a chunk file written through the page cache and removed after
 the import stages read it, so its pages are reused warm: cheaper than the
 fresh pages a real export's page-cache writes need) and ``fsync`` (a flush
@@ -167,7 +167,7 @@ def stages(image, threads, workdir):
                 leaf = "%06d" % number
                 fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=direct_dir_fd)
                 small = len(sealed) < direct_io.MIN_SIZE
-                if small or not direct_io.write_file(leaf, direct_dir_fd, sealed, 0):
+                if small or not direct_io.write_to(fd, sealed):
                     os.write(fd, sealed)  # what the repository does with small files, or where O_DIRECT is refused
                 os.close(fd)
             nbytes["export: write chunk file, direct (the repository's way)"] += len(sealed)
