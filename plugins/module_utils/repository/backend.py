@@ -328,7 +328,7 @@ class LocalBackend(Backend):
                 if self.fsync and durable:
                     os.fsync(fd)
                 elif direct:
-                    pass  # no dirty pages to start writing: the data is on its way to the disk already
+                    pass  # a direct write leaves no dirty pages to start writing out
                 elif self.fsync:
                     _start_writeback(fd)
             finally:

@@ -40,8 +40,8 @@ DIRECT_FILE_SYSTEMS = {
 # Offsets, lengths and buffer addresses of direct I/O must be multiples of the logical block size,
 # at most 4096 on the disks these file systems sit on; a file's real size is set afterwards.
 ALIGNMENT = 4096
-# Smaller files (block patches of a few sectors, the NVRAM) go through the page cache: padding and a second
-# descriptor cost more than they save.
+# Smaller files (block patches of a few sectors, the NVRAM) go through the page cache: padding and switching
+# the descriptor cost more than they save.
 MIN_SIZE = 64 * 1024
 
 _buffers = threading.local()
