@@ -106,7 +106,7 @@ STEPS = (
     ("export_full", "vmcrypt disk_export, full"),
     ("export_full_file_sync", "vmcrypt disk_export, full, repository_sync file"),
     ("restic_backup", "restic backup --stdin"),
-    ("import_io_floor", "import I/O floor: chunk files read direct + dd oflag=direct, at once"),
+    ("io_floor_import", "import I/O floor: chunk files read direct + dd oflag=direct, at once"),
     ("import", "vmcrypt disk_import"),
     ("import_buffered", "vmcrypt disk_import, page-cache writes"),
     ("restic_restore", "restic restore"),
@@ -367,7 +367,7 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     evict(ours)
     wall, rss, _out = measure([sys.executable, os.path.join(HERE, "import_io_floor.py"), ours, allocated_file, target],
                               isolate_rss=True)
-    record("import_io_floor", wall, rss, allocated, "(reads the repository, writes the allocated bytes)")
+    record("io_floor_import", wall, rss, allocated, "(reads the repository, writes the allocated bytes)")
 
     # 4. import into the other encrypted VM's (emptied) disk; every restore reads its repository cold
     empty_disk(target, size)
@@ -502,7 +502,7 @@ def summarize(runs, size, sparse_size, allocated, repeat):
         "import_buffered_vs_restic_restore": {"ratio": round(median["restic_restore"] / median["import_buffered"], 2),
                                               "target": None,
                                               "note": "both through this machine's page cache"},
-        "import_vs_io_floor": {"ratio": round(median["import_io_floor"] / median["import"], 2), "target": None,
+        "import_vs_io_floor": {"ratio": round(median["io_floor_import"] / median["import"], 2), "target": None,
                                "note": "the import's disk work alone (read the chunk files, write the target) / import"},
         "import_vs_write_floor": {"ratio": round(median["write_floor_direct"] / median["import"], 2), "target": None,
                                   "note": "dd oflag=direct time / import time (1.0 = as fast as writing alone)"},
