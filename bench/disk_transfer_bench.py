@@ -412,34 +412,26 @@ def one_run(bench, restic, size, sparse_size, allocated, change_share, change_ar
     details["export_unchanged_key_file"] = disk
     record("export_unchanged_key_file", wall, rss, disk["bytes_read"], "(read %d bytes)" % disk["bytes_read"])
 
-    # 6. incremental: 1% changed in areas spread over the disk
-    saved, count = change_areas(source, size, change_share, change_area)
-    try:
-        wall, rss, result = bench.export(SOURCE, ours)
-    finally:
-        put_back(source, saved, size)
-    [disk] = result["disks"]
-    details["export_incremental"] = dict(disk, changed_areas=count, changed_area_bytes=change_area)
-    if not disk["incremental"]:
-        print("WARNING: the second export was not incremental", flush=True)
-    record("export_incremental", wall, rss, count * change_area,
-           "(%d areas of %d KiB; read %d MiB, pipeline %.2f s)"
-           % (count, change_area // 1024, disk["bytes_read"] // MIB, disk["duration_seconds"]))
-    after_incremental = _dir_size(ours)
+    def incremental(key, key_file=None):
+        """``share`` of the disk changed in areas spread over it (new random bytes each time), then exported."""
+        saved, count = change_areas(source, size, change_share, change_area)
+        try:
+            wall, rss, result = bench.export(SOURCE, ours, key_file=key_file)
+        finally:
+            put_back(source, saved, size)
+        [disk] = result["disks"]
+        details[key] = dict(disk, changed_areas=count, changed_area_bytes=change_area)
+        if not disk["incremental"]:
+            print("WARNING: %s was not incremental" % key, flush=True)
+        record(key, wall, rss, count * change_area,
+               "(%d areas of %d KiB; read %d MiB, pipeline %.2f s)"
+               % (count, change_area // 1024, disk["bytes_read"] // MIB, disk["duration_seconds"]))
 
-    # 6b. the same areas changed again (new random bytes), with the key file: the incremental without scrypt
-    saved, count = change_areas(source, size, change_share, change_area)
-    try:
-        wall, rss, result = bench.export(SOURCE, ours, key_file=key_file)
-    finally:
-        put_back(source, saved, size)
-    [disk] = result["disks"]
-    details["export_incremental_key_file"] = dict(disk, changed_areas=count, changed_area_bytes=change_area)
-    if not disk["incremental"]:
-        print("WARNING: the key file export was not incremental", flush=True)
-    record("export_incremental_key_file", wall, rss, count * change_area,
-           "(%d areas of %d KiB; read %d MiB, pipeline %.2f s)"
-           % (count, change_area // 1024, disk["bytes_read"] // MIB, disk["duration_seconds"]))
+    # 6. incremental: 1% changed in areas spread over the disk
+    incremental("export_incremental")
+    after_incremental = _dir_size(ours)
+    # 6b. the same areas changed again, with the key file: the incremental without scrypt
+    incremental("export_incremental_key_file", key_file=key_file)
 
     # 7. the sparse disk: export and import, for memory
     _fresh_repository(sparse_repo)
