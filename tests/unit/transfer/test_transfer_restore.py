@@ -175,15 +175,19 @@ def test_stale_ranges(stored, allocated, end, expected):
     assert stale_ranges(stored, allocated, end) == expected
 
 
-def test_tampered_chunk_is_refused_before_it_is_written(repo):
-    image = sparse_image()
-    backup_id = backed_up(repo, image)
-    chunk_id = repo.read_manifest(backup_id).disk_index("2000").entries[20]
+def flip_a_byte(repo, chunk_id):
+    """One bit of a chunk file's ciphertext changed, as storage rot would."""
     with open(os.path.join(repo.backend.root, chunk_name(chunk_id)), "r+b") as handle:
         handle.seek(40)
         byte = handle.read(1)
         handle.seek(40)
         handle.write(bytes([byte[0] ^ 1]))
+
+
+def test_tampered_chunk_is_refused_before_it_is_written(repo):
+    image = sparse_image()
+    backup_id = backed_up(repo, image)
+    flip_a_byte(repo, repo.read_manifest(backup_id).disk_index("2000").entries[20])
     target = MemoryTarget(len(image))
     with pytest.raises(IntegrityError):
         import_disk(target.open, repo, backup_id, "2000", threads=2)
@@ -218,11 +222,7 @@ def test_a_tampered_patch_is_refused_before_its_block_is_written(repo):
     base_id = backed_up(repo, image)
     backup_id = patched_backup(repo, image, base_id, [(20 * CHUNK + 60, b"R" * 30)])
     (_offset, _length, chunk_id), = repo.read_manifest(backup_id).disk_index("2000").patches[20]
-    with open(os.path.join(repo.backend.root, chunk_name(chunk_id)), "r+b") as handle:
-        handle.seek(40)
-        byte = handle.read(1)
-        handle.seek(40)
-        handle.write(bytes([byte[0] ^ 1]))
+    flip_a_byte(repo, chunk_id)
     target = MemoryTarget(len(image))
     with pytest.raises(IntegrityError):
         import_disk(target.open, repo, backup_id, "2000", threads=2)
