@@ -369,9 +369,9 @@ class LocalBackend(Backend):
         self.direct_io = False  # refused here: every later file goes through the page cache
         return False
 
-    def _read_direct(self, fd, dfd, limit):
+    def _read_direct(self, fd, dfd, size, limit):
         """The file at ``fd`` read past the page cache if this file system takes it; None: read it as usual."""
-        if not self._direct_usable(dfd):
+        if size < direct_io.MIN_SIZE or not self._direct_usable(dfd):
             return None
         blob = direct_io.read_from(fd, limit)
         if blob is None:
@@ -437,7 +437,7 @@ class LocalBackend(Backend):
             fd = os.open(leaf, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC, dir_fd=dfd)
             try:
                 size = self._regular(os.fstat(fd), name, limit).st_size
-                blob = self._read_direct(fd, dfd, limit) if uncached and size >= direct_io.MIN_SIZE else None
+                blob = self._read_direct(fd, dfd, size, limit) if uncached else None
                 if blob is not None:
                     chunks = [blob]
                     remaining = 0
