@@ -35,7 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import patches
-from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError, retry_predicate
+from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import retry_predicate
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.plan import merged_ranges
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.progress import ProgressFile
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.reconnect import ReconnectingDisk
@@ -146,8 +146,7 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
             def fetch(offset, length, chunk_id, patch_list):
                 if chunk_id is None and not patch_list:
                     return offset, length, None
-                if not patch_list:
-                    return offset, length, pool.submit(get, chunk_id)
+                # read_block checks every length against the index, patched or not
                 return offset, length, pool.submit(patches.read_block, get, chunk_id, length, patch_list,
                                                    "disk %s: block at offset %d" % (disk_key, offset))
             in_flight = collections.deque()
@@ -162,9 +161,6 @@ def import_disk(open_target, repository, backup_id, disk_key, progress=None, ret
                     data = zero_block if length == len(zero_block) else bytes(length)
                 else:
                     data = future.result()  # raises IntegrityError/MissingDataError before anything is written
-                    if len(data) != length:
-                        raise TransferError("disk %s: chunk at offset %d has %d bytes, the index says %d"
-                                            % (disk_key, offset, len(data), length))
                 target.call(offset, lambda handle, offset=offset, data=data: handle.write(offset, data))
                 if future is None:
                     zeroed += length

@@ -194,6 +194,22 @@ def test_tampered_chunk_is_refused_before_it_is_written(repo):
     assert 20 * CHUNK not in target.writes
 
 
+def test_an_authentic_chunk_of_the_wrong_length_is_refused_before_it_is_written(repo):
+    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
+    image = sparse_image()
+    backup_id = backed_up(repo, image)
+    chunk_id = repo.read_manifest(backup_id).disk_index("2000").entries[20]
+    sealed = envelope.seal(repo.chunks.keys, envelope.MAGIC_CHUNK, chunk_id, bytes(image[20 * CHUNK:21 * CHUNK - 512]))
+    with open(os.path.join(repo.backend.root, chunk_name(chunk_id)), "wb") as handle:
+        handle.write(sealed)
+    target = MemoryTarget(len(image))
+    with pytest.raises(IntegrityError) as raised:
+        import_disk(target.open, repo, backup_id, "2000", threads=2)
+    assert str(raised.value) == "disk 2000: block at offset %d: its chunk has %d bytes, the index says %d" % (
+        20 * CHUNK, CHUNK - 512, CHUNK)
+    assert 20 * CHUNK not in target.writes
+
+
 def patched_backup(repo, image, base_id, changes):
     """An incremental of ``image`` whose ``changes`` [(offset, bytes)] are stored as block patches."""
     staged = repo.start_backup(VM, base_backup_id=base_id)
