@@ -248,7 +248,7 @@ REAL_WORLD = """This demo ran against a simulator (govmomi's vcsim, started on 1
   ansible-playbook playbooks/backup.yml  -e vm_name=app01 -e repository=/backups/repo
   ansible-playbook playbooks/restore.yml -e vm_name=app01 -e repository=/backups/repo --check
 
-Nothing else changes. docs/getting-started.md (if present), docs/restore.md and docs/awx.md say more."""
+Nothing else changes. docs/getting-started.md, docs/restore.md and docs/awx.md say more."""
 
 
 if __name__ == "__main__":
