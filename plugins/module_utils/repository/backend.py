@@ -169,6 +169,19 @@ def _os_error(error, action, name):
     return BackendError("I/O error while %s %s: %s" % (action, name, error.strerror or error))
 
 
+def _read_up_to(fd, count):
+    """At most ``count`` bytes from ``fd``'s position: fewer only at the end of the file."""
+    chunks = []
+    remaining = count
+    while remaining > 0:
+        data = os.read(fd, min(remaining, 1 << 24))
+        if not data:
+            break
+        chunks.append(data)
+        remaining -= len(data)
+    return b"".join(chunks)
+
+
 def _syncfs(fd):
     """syncfs(2) of the file system holding ``fd``; where the C library lacks it, sync(2) of all of them.
 
@@ -438,21 +451,10 @@ class LocalBackend(Backend):
             try:
                 size = self._regular(os.fstat(fd), name, limit).st_size
                 blob = self._read_direct(fd, dfd, size, limit) if uncached else None
-                if blob is not None:
-                    chunks = [blob]
-                    remaining = 0
-                else:
-                    chunks = []
-                    remaining = limit + 1
-                while remaining > 0:
-                    data = os.read(fd, min(remaining, 1 << 24))
-                    if not data:
-                        break
-                    chunks.append(data)
-                    remaining -= len(data)
+                if blob is None:
+                    blob = _read_up_to(fd, limit + 1)
             finally:
                 os.close(fd)
-            blob = b"".join(chunks)
             if len(blob) > limit:
                 raise UnsafeFileError("repository file %s grew beyond the %d bytes it may have" % (name, limit))
             return blob
