@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.chunks import chunk_name
 from ansible_collections.vmcrypt.backup.plugins.module_utils.repository.errors import IntegrityError
 from ansible_collections.vmcrypt.backup.plugins.module_utils.transfer.errors import TransferError
@@ -184,6 +185,13 @@ def flip_a_byte(repo, chunk_id):
         handle.write(bytes([byte[0] ^ 1]))
 
 
+def seal_in_place_of(repo, chunk_id, plaintext):
+    """Chunk ``chunk_id``'s file replaced by ``plaintext`` sealed under its id: authentic, but not what was stored."""
+    sealed = envelope.seal(repo.chunks.keys, envelope.MAGIC_CHUNK, chunk_id, plaintext)
+    with open(os.path.join(repo.backend.root, chunk_name(chunk_id)), "wb") as handle:
+        handle.write(sealed)
+
+
 def test_tampered_chunk_is_refused_before_it_is_written(repo):
     image = sparse_image()
     backup_id = backed_up(repo, image)
@@ -195,13 +203,10 @@ def test_tampered_chunk_is_refused_before_it_is_written(repo):
 
 
 def test_an_authentic_chunk_of_the_wrong_length_is_refused_before_it_is_written(repo):
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
     image = sparse_image()
     backup_id = backed_up(repo, image)
     chunk_id = repo.read_manifest(backup_id).disk_index("2000").entries[20]
-    sealed = envelope.seal(repo.chunks.keys, envelope.MAGIC_CHUNK, chunk_id, bytes(image[20 * CHUNK:21 * CHUNK - 512]))
-    with open(os.path.join(repo.backend.root, chunk_name(chunk_id)), "wb") as handle:
-        handle.write(sealed)
+    seal_in_place_of(repo, chunk_id, bytes(image[20 * CHUNK:21 * CHUNK - 512]))
     target = MemoryTarget(len(image))
     with pytest.raises(IntegrityError) as raised:
         import_disk(target.open, repo, backup_id, "2000", threads=2)
@@ -267,13 +272,10 @@ def test_too_many_write_errors_name_disk_and_offset(repo):
 
 
 def test_check_chunk_ids_refuses_data_a_writer_sealed_under_a_wrong_id(repo):
-    from ansible_collections.vmcrypt.backup.plugins.module_utils.repository import envelope
     image = sparse_image()
     backup_id = backed_up(repo, image)
     entries = repo.read_manifest(backup_id).disk_index("2000").entries
-    sealed = envelope.seal(repo.chunks.keys, envelope.MAGIC_CHUNK, entries[20], bytes(CHUNK))  # zeros, not chunk 20
-    with open(os.path.join(repo.backend.root, chunk_name(entries[20])), "wb") as handle:
-        handle.write(sealed)
+    seal_in_place_of(repo, entries[20], bytes(CHUNK))  # zeros, not chunk 20
     target = MemoryTarget(len(image))
     with pytest.raises(IntegrityError, match="does not hash to its id"):
         import_disk(target.open, repo, backup_id, "2000", threads=2, check_chunk_ids=True)
