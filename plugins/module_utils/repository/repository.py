@@ -388,11 +388,6 @@ class Repository(object):
             result = sorted(newest.values(), key=lambda item: item.backup_id)
         return result
 
-    def latest_backup(self, vm):
-        """The newest committed backup of ``vm`` (name, uuid or instance_uuid), or None."""
-        found = self.list_backups(vm=vm, latest=True)
-        return found[-1] if found else None
-
     def read_disk(self, backup_id, key):
         """Yield (offset, bytes) for every block of a backed-up disk, zeros included, in order.
 
